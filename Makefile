@@ -1,0 +1,33 @@
+# Two commands do everything on a fresh machine: `make run` and `make test` (each installs first).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+EXPERIMENT ?= experiments/digits-dcgan.yaml
+export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
+
+.PHONY: install run test ui clean-data
+
+# The stamp is rebuilt when pyproject.toml changes; torch/torchvision come from this machine's disk.
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+$(DAGSTER_HOME)/dagster.yaml: pipelines/dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp pipelines/dagster.yaml $@
+
+run: install $(DAGSTER_HOME)/dagster.yaml
+	$(PY) -m pipelines.run_experiment $(EXPERIMENT)
+
+test: install
+	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -q
+
+ui: install $(DAGSTER_HOME)/dagster.yaml
+	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+
+clean-data:
+	rm -rf data/experiments data/dagster_home

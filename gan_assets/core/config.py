@@ -1,0 +1,183 @@
+"""Every hyperparameter of an experiment, defined once, with the tutorial's value as its default.
+
+An experiment YAML only overrides these defaults. Unknown keys, wrong types and impossible values
+fail here, before any work, with the dotted name of the offending field (pydantic's error locations).
+Cross-field rules (batch larger than the dataset, an image size the networks cannot make) live in
+validators on the model that sees both fields.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from gan_assets.core.metrics import DEFAULT_IMAGE_METRICS, METRICS, metric_columns
+
+# Images per class in sklearn's bundled digits is ~180; the whole set is 1,797 images.
+DIGITS_SIZE = 1797
+
+
+class Section(BaseModel):
+    """Strict base: an unknown key is an error, and values are re-validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DatasetConfig(Section):
+    source: Literal["digits"] = "digits"  # sklearn's bundled 8×8 digits: works offline
+    image_size: int = Field(32, gt=0)  # resized side; the DCGAN stack needs 4·2^k
+    channels: int = Field(1, ge=1, le=3)  # 1 = grey, 3 = RGB
+    root: str = "data/raw"  # where file-based sources look for their files
+    download: bool = False  # never fetch unless asked: tests and CI are offline
+    held_out_fraction: float = Field(0.2, gt=0.0, lt=1.0)  # per class, for the real floor
+
+    @field_validator("image_size")
+    @classmethod
+    def _dcgan_can_make(cls, size: int) -> int:
+        # G starts at 4×4 and doubles with every transposed conv; D mirrors it.
+        if size < 8 or size & (size - 1):
+            raise ValueError(f"image_size {size} cannot be made by the DCGAN stack: use 8, 16, 32 or 64")
+        if size > 64:
+            raise ValueError(f"image_size {size} is larger than the supported 64")
+        return size
+
+
+class ReferenceBatchConfig(Section):
+    size: int = Field(64, gt=1)  # fixed real batch for D's reference BN and fixed z for G
+
+
+class ModelConfig(Section):
+    z_dim: int = Field(100, gt=0)  # DCGAN's prior dimension
+    g_width: int = Field(32, gt=0)  # channels of G's last hidden layer (doubles inward)
+    d_width: int = Field(32, gt=0)  # channels of D's first layer (doubles inward)
+    norm: Literal["batch", "reference", "virtual", "none"] = "batch"  # §3.3 / §4.3, in both networks
+
+
+class TrainingConfig(Section):
+    steps: int = Field(3000, gt=0)  # generator updates
+    generator_loss: Literal["minimax", "non_saturating", "maximum_likelihood"] = "non_saturating"  # §3.2.3
+    label_smoothing: float = Field(0.1, ge=0.0, lt=0.5)  # α: D's real target is 1 − α (§4.2)
+    fake_label: float = Field(0.0, ge=0.0, lt=0.5)  # β: D's fake target; > 0 is harmful (§4.2)
+    d_steps: int = Field(1, gt=0)  # D updates per G update; the tutorial finds 1 best
+    update: Literal["alternating", "simultaneous"] = "alternating"
+    optimizer: Literal["adam", "rmsprop"] = "adam"
+    batch_size: int = Field(64, gt=1)  # BN needs at least two examples
+    lr_g: float = Field(2e-4, gt=0.0)  # DCGAN paper: Adam lr 2e-4
+    lr_d: float = Field(2e-4, gt=0.0)
+    beta1: float = Field(0.5, ge=0.0, lt=1.0)  # DCGAN paper: β1 0.5 (0.9 oscillates)
+    beta2: float = Field(0.999, ge=0.0, lt=1.0)
+    checkpoint_every: int = Field(500, gt=0)  # steps between checkpoints (and the last step)
+    log_every: int = Field(100, gt=0)  # steps between progress reports; the only host syncs
+    device: str = "auto"  # auto = CUDA when present, else CPU
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, device: str) -> str:
+        if device not in ("auto", "cpu") and not device.startswith("cuda"):
+            raise ValueError(f"device {device!r} is not one of auto, cpu, cuda, cuda:N")
+        return device
+
+
+class EvaluatorConfig(Section):
+    """The classifier whose features every metric is measured in (no Inception download)."""
+
+    epochs: int = Field(15, gt=0)
+    batch_size: int = Field(64, gt=0)
+    lr: float = Field(1e-3, gt=0.0)
+    feature_dim: int = Field(128, gt=1)  # penultimate layer width: the metric space
+
+
+class EvaluationConfig(Section):
+    num_samples: int = Field(2000, gt=1)  # generated samples scored per checkpoint
+    metrics: list[str] = list(DEFAULT_IMAGE_METRICS)  # registry keys (gan_assets.core.metrics)
+    best_metric: str = "fd"  # the column that names the best checkpoint
+    best_direction: Literal["min", "max"] = "min"  # fd: lower is better
+
+    @model_validator(mode="after")
+    def _known_metrics(self) -> EvaluationConfig:
+        unknown = [name for name in self.metrics if name not in METRICS]
+        if unknown:
+            raise ValueError(f"evaluation.metrics has unknown {unknown}; known: {sorted(METRICS)}")
+        columns = [c for name in self.metrics for c in metric_columns(name)]
+        if self.best_metric not in columns:
+            raise ValueError(f"evaluation.best_metric {self.best_metric!r} is not computed; columns: {columns}")
+        return self
+
+
+class GalleryConfig(Section):
+    grid_size: int = Field(8, gt=0)  # the grid is grid_size × grid_size reference-z samples
+
+
+class ExperimentConfig(Section):
+    seed: int = 0  # every random draw of the experiment derives from this
+    dataset: DatasetConfig = DatasetConfig()
+    reference_batch: ReferenceBatchConfig = ReferenceBatchConfig()
+    model: ModelConfig = ModelConfig()
+    training: TrainingConfig = TrainingConfig()
+    evaluator: EvaluatorConfig = EvaluatorConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    gallery: GalleryConfig = GalleryConfig()
+
+    @model_validator(mode="after")
+    def _fits_the_data(self) -> ExperimentConfig:
+        train_size = dataset_train_size(self.dataset)
+        if self.training.batch_size > train_size:
+            raise ValueError(
+                f"training.batch_size {self.training.batch_size} is larger than the "
+                f"{train_size} training images of dataset.source {self.dataset.source!r}"
+            )
+        if self.reference_batch.size > train_size:
+            raise ValueError(f"reference_batch.size {self.reference_batch.size} exceeds the {train_size} training images")
+        if self.gallery.grid_size**2 > self.reference_batch.size:
+            raise ValueError(
+                f"gallery.grid_size {self.gallery.grid_size} needs {self.gallery.grid_size ** 2} reference z, "
+                f"but reference_batch.size is {self.reference_batch.size}"
+            )
+        return self
+
+
+SECTIONS = ("dataset", "reference_batch", "model", "training", "evaluator", "evaluation", "gallery")
+
+
+def dataset_train_size(dataset: DatasetConfig) -> int:
+    """Training images a source yields, known before ingestion so batch sizes are checked up front."""
+    held_out = round(DIGITS_SIZE * dataset.held_out_fraction)
+    return DIGITS_SIZE - held_out
+
+
+class ConfigError(ValueError):
+    """A bad experiment file: the message names the file and every offending field."""
+
+
+def parse_experiment(raw: dict[str, Any] | None, origin: str = "<experiment>") -> ExperimentConfig:
+    try:
+        return ExperimentConfig.model_validate(raw or {})
+    except ValidationError as err:
+        problems = "; ".join(_describe(e) for e in err.errors())
+        raise ConfigError(f"{origin}: {problems}") from None
+
+
+def _describe(error: dict[str, Any]) -> str:
+    field = ".".join(str(part) for part in error["loc"]) or "<top level>"
+    return f"{field}: {error['msg']}"
+
+
+def load_experiment(path: str | Path) -> ExperimentConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"experiment file {path} does not exist")
+    raw = yaml.safe_load(path.read_text())
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(raw).__name__}")
+    return parse_experiment(raw, origin=str(path))
+
+
+def section_hash(section: BaseModel | int) -> str:
+    """Content hash of one effective section, stable across key order and formatting."""
+    payload = section.model_dump(mode="json") if isinstance(section, BaseModel) else section
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()

@@ -1,0 +1,70 @@
+"""Scoring checkpoints: generate, embed with the evaluator, measure against the real train split.
+
+One row per checkpoint plus a `real_floor` row (held-out split against the train split), so every
+number is read beside what real data scores. Only the checkpoints a manifest names are scored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from gan_assets.core.evaluator import Classifier, embed
+from gan_assets.core.images import ImageSet
+from gan_assets.core.metrics import Evidence, MetricContext, compute_metrics, median_nearest_distance
+from gan_assets.core.trainer import load_generator
+from gan_assets.core.training import to_signed_unit
+
+# Scores use their own z stream, apart from training's and the gallery's reference z.
+SCORING_SEED_OFFSET = 7919
+
+
+def evidence_of(classifier: Classifier, images: torch.Tensor) -> Evidence:
+    """Float images in [-1, 1] → what the metrics see (features, class probabilities, pixels in [0, 1])."""
+    features, probs = embed(classifier, images)
+    return Evidence(features.double(), probs.double(), pixels=images.flatten(1).add(1).div(2).double())
+
+
+@torch.no_grad()
+def generate(generator: torch.nn.Module, num_samples: int, seed: int, batch_size: int = 500) -> torch.Tensor:
+    rng = torch.Generator().manual_seed(seed)
+    z = torch.randn(num_samples, generator.z_dim, generator=rng)
+    return torch.cat([generator(chunk) for chunk in z.split(batch_size)])
+
+
+def real_context(classifier: Classifier, data: ImageSet, seed: int) -> tuple[Evidence, Evidence, MetricContext]:
+    """Evidence of the train and held-out splits, and the context every metric shares."""
+    train, held_out = data.subset("train"), data.subset("held_out")
+    train_ev = evidence_of(classifier, to_signed_unit(torch.from_numpy(train.images)))
+    held_ev = evidence_of(classifier, to_signed_unit(torch.from_numpy(held_out.images)))
+    prior = torch.bincount(torch.from_numpy(train.labels), minlength=len(data.class_names)).double()
+    ctx = MetricContext(class_prior=prior / prior.sum(), seed=seed,
+                        heldout_nn_distance=median_nearest_distance(held_ev.pixels, train_ev.pixels))
+    return train_ev, held_ev, ctx
+
+
+def score_checkpoints(run_dir: Path, manifest: dict[str, Any], classifier: Classifier, data: ImageSet,
+                      metrics: Sequence[str], num_samples: int, seed: int) -> pd.DataFrame:
+    train_ev, held_ev, ctx = real_context(classifier, data, seed)
+    rows = []
+    for entry in manifest["checkpoints"]:
+        generator = load_generator(run_dir, manifest, entry)
+        samples = evidence_of(classifier, generate(generator, num_samples, seed + SCORING_SEED_OFFSET))
+        rows.append({"name": f"step_{entry['step']:06d}", "step": entry["step"],
+                     **compute_metrics(metrics, samples, train_ev, ctx)})
+    rows.append({"name": "real_floor", "step": None, **compute_metrics(metrics, held_ev, train_ev, ctx)})
+    frame = pd.DataFrame(rows)
+    frame["step"] = frame["step"].astype("Int64")
+    return frame
+
+
+def best_row(scores: pd.DataFrame, metric: str, direction: str) -> pd.Series:
+    """The best checkpoint row (the real floor never competes)."""
+    candidates = scores[scores["name"] != "real_floor"]
+    values = candidates[metric].to_numpy(dtype=np.float64)
+    pick = np.nanargmin(values) if direction == "min" else np.nanargmax(values)
+    return candidates.iloc[int(pick)]

@@ -1,0 +1,184 @@
+"""The GAN training loop (tutorial §3.1): D and G each take gradient steps on their own cost.
+
+The loop knows nothing of who watches it: progress, checkpoints and aborts go through callbacks
+(`TrainingCallbacks`), as in stylegan2-ada's training loop. Statistics stay on the device and are
+summed across steps; the host syncs only every `log_every` steps, so a GPU is never stalled.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from gan_assets.core.config import TrainingConfig
+from gan_assets.core.losses import discriminator_loss, generator_loss
+
+STAT_NAMES = ("loss_d", "loss_g", "d_x", "d_g_z")  # pytorch/examples dcgan's Loss_D, Loss_G, D(x), D(G(z))
+
+
+@dataclass
+class GanState:
+    """Everything a resumed run needs to continue exactly where it stopped."""
+
+    generator: nn.Module
+    discriminator: nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    rng: torch.Generator  # draws both minibatch indices and z, on the training device
+    step: int = 0
+
+
+@dataclass
+class TrainingCallbacks:
+    progress: Callable[[int, dict[str, float]], None] = lambda step, stats: None
+    checkpoint: Callable[[GanState], None] = lambda state: None
+    abort: Callable[[], bool] = lambda: False
+
+
+@dataclass
+class TrainingReport:
+    steps_done: int
+    seconds: float
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def steps_per_second(self) -> float:
+        return self.steps_done / self.seconds if self.seconds > 0 else float("nan")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def make_optimizer(params, lr: float, config: TrainingConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr)
+    return torch.optim.Adam(params, lr=lr, betas=(config.beta1, config.beta2))
+
+
+def new_state(generator: nn.Module, discriminator: nn.Module, config: TrainingConfig,
+              seed: int, device: torch.device) -> GanState:
+    rng = torch.Generator(device=device)
+    rng.manual_seed(seed)
+    return GanState(generator, discriminator,
+                    make_optimizer(generator.parameters(), config.lr_g, config),
+                    make_optimizer(discriminator.parameters(), config.lr_d, config), rng)
+
+
+def to_signed_unit(images: Tensor) -> Tensor:
+    """uint8 [0, 255] → float [-1, 1], the range of G's Tanh."""
+    return images.float().div_(127.5).sub_(1.0)
+
+
+def sample_real(data: Tensor, batch_size: int, rng: torch.Generator) -> Tensor:
+    index = torch.randint(len(data), (batch_size,), device=data.device, generator=rng)
+    return to_signed_unit(data[index])
+
+
+def sample_z(state: GanState, batch_size: int, device: torch.device) -> Tensor:
+    return torch.randn(batch_size, state.generator.z_dim, device=device, generator=state.rng)
+
+
+def _autocast(device: torch.device):
+    # bf16 on GPU halves memory traffic; CPU autocast is slower than fp32 for these small convs.
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+
+
+def _d_loss(state: GanState, real: Tensor, fake: Tensor, config: TrainingConfig) -> tuple[Tensor, Tensor, Tensor]:
+    # Real and fake go through D separately, so batch norm normalises each minibatch on its own (§3.3).
+    real_logits = state.discriminator(real)
+    fake_logits = state.discriminator(fake)
+    loss = discriminator_loss(real_logits, fake_logits, 1.0 - config.label_smoothing, config.fake_label)
+    return loss, real_logits, fake_logits
+
+
+def d_update(state: GanState, data: Tensor, config: TrainingConfig) -> tuple[Tensor, Tensor]:
+    device = data.device
+    real = sample_real(data, config.batch_size, state.rng)
+    with torch.no_grad():
+        fake = state.generator(sample_z(state, config.batch_size, device))
+    with _autocast(device):
+        loss, real_logits, _ = _d_loss(state, real, fake, config)
+    state.opt_d.zero_grad(set_to_none=True)
+    loss.backward()
+    state.opt_d.step()
+    return loss.detach(), torch.sigmoid(real_logits.detach().float()).mean()
+
+
+def g_update(state: GanState, config: TrainingConfig, device: torch.device) -> tuple[Tensor, Tensor]:
+    with _autocast(device):
+        fake_logits = state.discriminator(state.generator(sample_z(state, config.batch_size, device)))
+        loss = generator_loss(config.generator_loss, fake_logits)
+    _set_grads(state.generator, loss)  # G's grads only: D's weight gradients would be wasted work
+    state.opt_g.step()
+    return loss.detach(), torch.sigmoid(fake_logits.detach().float()).mean()
+
+
+def alternating_step(state: GanState, data: Tensor, config: TrainingConfig) -> Tensor:
+    """`d_steps` D updates, then one G update against the updated D."""
+    for _ in range(config.d_steps):
+        loss_d, d_x = d_update(state, data, config)
+    loss_g, d_g_z = g_update(state, config, data.device)
+    return torch.stack([loss_d, loss_g, d_x, d_g_z])
+
+
+def simultaneous_step(state: GanState, data: Tensor, config: TrainingConfig) -> Tensor:
+    """Both players' gradients come from the same parameters before either moves (§3.1)."""
+    device = data.device
+    real = sample_real(data, config.batch_size, state.rng)
+    with _autocast(device):
+        fake = state.generator(sample_z(state, config.batch_size, device))
+        loss_d, real_logits, _ = _d_loss(state, real, fake.detach(), config)
+        fake_logits = state.discriminator(fake)
+        loss_g = generator_loss(config.generator_loss, fake_logits)
+    _set_grads(state.discriminator, loss_d)
+    _set_grads(state.generator, loss_g)
+    state.opt_d.step()
+    state.opt_g.step()
+    d_x = torch.sigmoid(real_logits.detach().float()).mean()
+    d_g_z = torch.sigmoid(fake_logits.detach().float()).mean()
+    return torch.stack([loss_d.detach(), loss_g.detach(), d_x, d_g_z])
+
+
+def _set_grads(player: nn.Module, loss: Tensor) -> None:
+    """Gradients of `loss` for this player's parameters alone (each player moves only its own θ)."""
+    params = [p for p in player.parameters() if p.requires_grad]
+    for param, grad in zip(params, torch.autograd.grad(loss, params)):
+        param.grad = grad
+
+
+STEP_FUNCTIONS = {"alternating": alternating_step, "simultaneous": simultaneous_step}
+
+
+def train(state: GanState, data: Tensor, config: TrainingConfig, callbacks: TrainingCallbacks) -> TrainingReport:
+    """Run from `state.step` to `config.steps`; `data` is the uint8 train split on the device."""
+    step_fn = STEP_FUNCTIONS[config.update]
+    state.generator.train()
+    state.discriminator.train()
+    start, first_step = time.perf_counter(), state.step
+    report = TrainingReport(0, 0.0)
+    window, window_steps = torch.zeros(len(STAT_NAMES), device=data.device), 0
+    while state.step < config.steps and not callbacks.abort():
+        window += step_fn(state, data, config)
+        state.step, window_steps = state.step + 1, window_steps + 1
+        if state.step % config.log_every == 0 or state.step == config.steps:
+            report.history.append(_flush(window, window_steps, state.step))
+            callbacks.progress(state.step, report.history[-1])
+            window_steps = 0
+        if state.step % config.checkpoint_every == 0 or state.step == config.steps:
+            callbacks.checkpoint(state)
+    report.steps_done, report.seconds = state.step - first_step, time.perf_counter() - start
+    return report
+
+
+def _flush(window: Tensor, count: int, step: int) -> dict[str, float]:
+    means = (window / count).tolist()  # the one host sync per log window
+    window.zero_()
+    return {"step": step, **dict(zip(STAT_NAMES, means))}

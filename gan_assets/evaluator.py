@@ -1,0 +1,42 @@
+"""`evaluator`: the classifier whose features and predictions every metric is measured in."""
+
+
+import hashlib
+
+import dagster as dg
+import pyarrow as pa
+
+from gan_assets.core.evaluator import Classifier, accuracy, train_classifier
+from gan_assets.core.images import from_table
+from gan_assets.experiment import ExperimentStore, config_metadata, experiments_partitions, load_config
+
+MIN_ACCURACY = 0.95  # below this, class coverage and class KL measure the classifier, not the GAN
+
+
+@dg.asset(partitions_def=experiments_partitions, code_version="1", group_name="gan", kinds={"pytorch"},
+          check_specs=[dg.AssetCheckSpec("accuracy_at_least_95", asset="evaluator",
+                                         description=f"held-out accuracy ≥ {MIN_ACCURACY:.0%}")])
+def evaluator(context: dg.AssetExecutionContext, store: ExperimentStore, dataset: pa.Table):
+    """A small CNN trained on the train split; held-out accuracy is checked, not assumed."""
+    config = load_config(context, store)
+    data = from_table(dataset)
+    train, held_out = data.subset("train"), data.subset("held_out")
+    model = train_classifier(train.images, train.labels, len(data.class_names), config.evaluator, config.seed)
+    held_out_accuracy = accuracy(model, held_out.images, held_out.labels)
+    context.log.info(f"evaluator held-out accuracy {held_out_accuracy:.4f}")
+    yield dg.Output(model, data_version=dg.DataVersion(weights_hash(model)), metadata={
+        "held_out_accuracy": held_out_accuracy,
+        "train_accuracy": accuracy(model, train.images, train.labels),
+        "feature_dim": config.evaluator.feature_dim,
+        **config_metadata(config),
+    })
+    yield dg.AssetCheckResult(check_name="accuracy_at_least_95", passed=held_out_accuracy >= MIN_ACCURACY,
+                              metadata={"held_out_accuracy": held_out_accuracy, "threshold": MIN_ACCURACY})
+
+
+def weights_hash(model: Classifier) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()

@@ -1,0 +1,43 @@
+"""`gan_checkpoints`: DCGAN training; checkpoints every N steps, a manifest and the loss history."""
+
+
+import dagster as dg
+import pyarrow as pa
+
+from gan_assets.core.gallery import markdown_png
+from gan_assets.core.images import from_table, rows_by_id
+from gan_assets.core.plots import render_loss_curves_png
+from gan_assets.core.reference import from_table as reference_from_table
+from gan_assets.core.trainer import history_frame, run_key, train_run
+from gan_assets.experiment import ExperimentStore, config_metadata, experiments_partitions, load_config
+
+CODE_VERSION = "1"
+
+
+@dg.asset(partitions_def=experiments_partitions, code_version=CODE_VERSION, group_name="gan",
+          kinds={"pytorch", "safetensors"})
+def gan_checkpoints(context: dg.AssetExecutionContext, store: ExperimentStore, dataset: pa.Table,
+                    reference_batch: pa.Table) -> dg.Output[dict]:
+    """Train (or resume) the run keyed by config + upstream data; the manifest lists its checkpoints."""
+    config = load_config(context, store)
+    data, reference = from_table(dataset), reference_from_table(reference_batch)
+    key = run_key(config, {"dataset": data.content_hash(), "reference_batch": reference.content_hash()},
+                  CODE_VERSION)
+    run_dir = (store.output_dir(context.partition_key) / "runs" / key).resolve()
+    manifest = train_run(config, data.subset("train").images, data.images[rows_by_id(data, reference.ids)],
+                         reference.z, run_dir, log=context.log.info)
+    manifest["run_dir"] = str(run_dir)
+    history = history_frame(run_dir, manifest)
+    last = history.iloc[-1]
+    timing = manifest.get("timing", {})
+    return dg.Output(manifest, data_version=dg.DataVersion(manifest["checkpoints"][-1]["generator_sha256"]),
+                     metadata={
+                         "run_dir": dg.MetadataValue.path(str(run_dir)),
+                         "checkpoints": len(manifest["checkpoints"]),
+                         "steps_per_second": float(timing.get("steps_per_second", float("nan"))),
+                         "images_per_second": float(timing.get("images_per_second", float("nan"))),
+                         "device": manifest["device"],
+                         **{f"final_{name}": float(last[name]) for name in ("loss_d", "loss_g", "d_x", "d_g_z")},
+                         "loss_curves": dg.MetadataValue.md(markdown_png(render_loss_curves_png(history), "losses")),
+                         **config_metadata(config),
+                     })

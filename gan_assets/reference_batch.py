@@ -1,0 +1,29 @@
+"""`reference_batch`: a fixed class-stratified batch of real train images and a fixed batch of z."""
+
+
+import dagster as dg
+import pyarrow as pa
+
+from gan_assets.core.gallery import grid_array, markdown_image, uint8_to_signed
+from gan_assets.core.images import from_table, rows_by_id
+from gan_assets.core.reference import select_reference, to_table
+from gan_assets.experiment import ExperimentStore, config_metadata, experiments_partitions, load_config
+
+
+@dg.asset(partitions_def=experiments_partitions, code_version="1", group_name="gan", kinds={"parquet"})
+def reference_batch(context: dg.AssetExecutionContext, store: ExperimentStore,
+                    dataset: pa.Table) -> dg.Output[pa.Table]:
+    """Chosen once with the experiment's seed and never replaced: D's and G's reference batches."""
+    config = load_config(context, store)
+    data = from_table(dataset)
+    train = data.subset("train")
+    batch = select_reference(train.ids, train.labels, config.reference_batch.size, config.model.z_dim, config.seed)
+    images = data.images[rows_by_id(data, batch.ids)]
+    thumbnail = grid_array(uint8_to_signed(images), nrow=8)
+    return dg.Output(to_table(batch), data_version=dg.DataVersion(batch.content_hash()), metadata={
+        "dagster/row_count": len(batch.ids),
+        "z_dim": int(batch.z.shape[1]),
+        "classes": str(sorted(set(batch.labels.tolist()))),
+        "thumbnail": dg.MetadataValue.md(markdown_image(thumbnail, "reference batch")),
+        **config_metadata(config),
+    })

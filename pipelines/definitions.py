@@ -1,0 +1,48 @@
+"""The one `Definitions` of the code location: assets, job, sensor, resources.
+
+`build_definitions` takes the two paths that differ between environments (where experiment files
+live, where outputs go), so tests build the same graph over temporary directories.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import dagster as dg
+
+from gan_assets.checkpoint_scores import checkpoint_scores
+from gan_assets.dataset import dataset
+from gan_assets.evaluator import evaluator
+from gan_assets.experiment import ExperimentStore, experiments_partitions
+from gan_assets.gan_checkpoints import gan_checkpoints
+from gan_assets.reference_batch import reference_batch
+from gan_assets.sample_gallery import sample_gallery
+from pipelines.io_manager import ExperimentIOManager
+from pipelines.sensors import experiment_files_sensor
+
+# Content-hash data versions on outputs are the point of this project; Dagster marks them beta.
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+GAN_ASSETS = [dataset, reference_batch, evaluator, gan_checkpoints, checkpoint_scores, sample_gallery]
+
+# The whole graph for one experiment: what `make run` and "Materialize all" execute.
+experiment_job = dg.define_asset_job("experiment", selection=dg.AssetSelection.assets(*GAN_ASSETS),
+                                     partitions_def=experiments_partitions)
+
+
+def build_definitions(storage_root: str | Path, experiments_dir: str | Path) -> dg.Definitions:
+    store = ExperimentStore(experiments_dir=str(experiments_dir), storage_root=str(storage_root))
+    return dg.Definitions(
+        assets=GAN_ASSETS,
+        jobs=[experiment_job],
+        sensors=[experiment_files_sensor],
+        resources={"store": store, "io_manager": ExperimentIOManager(root=str(storage_root))},
+    )
+
+
+STORAGE_ROOT = Path(os.environ.get("GAN_STORAGE_ROOT", PROJECT_ROOT / "data"))
+EXPERIMENTS_DIR = Path(os.environ.get("GAN_EXPERIMENTS_DIR", PROJECT_ROOT / "experiments"))
+defs = build_definitions(STORAGE_ROOT, EXPERIMENTS_DIR)
