@@ -15,7 +15,7 @@ import dagster as dg
 from gan_assets.checkpoint_scores import checkpoint_scores
 from gan_assets.dataset import dataset
 from gan_assets.evaluator import evaluator
-from gan_assets.experiment import ExperimentStore, experiments_partitions
+from gan_assets.experiment import ExperimentStore
 from gan_assets.gan_checkpoints import gan_checkpoints
 from gan_assets.reference_batch import reference_batch
 from gan_assets.sample_gallery import sample_gallery
@@ -29,8 +29,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 GAN_ASSETS = [dataset, reference_batch, evaluator, gan_checkpoints, checkpoint_scores, sample_gallery]
 
 # The whole graph for one experiment: what `make run` and "Materialize all" execute.
-experiment_job = dg.define_asset_job("experiment", selection=dg.AssetSelection.assets(*GAN_ASSETS),
-                                     partitions_def=experiments_partitions)
+experiment_job = dg.define_asset_job("experiment", selection=dg.AssetSelection.assets(*GAN_ASSETS))
 
 
 def build_definitions(storage_root: str | Path, experiments_dir: str | Path) -> dg.Definitions:

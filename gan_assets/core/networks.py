@@ -49,7 +49,8 @@ class _WithReference(nn.Module):
             raise RuntimeError(f"norm {self.norm!r} needs a reference batch: call set_reference first")
         n_ref = len(self.reference)
         set_reference_rows(body, n_ref)
-        out = body(torch.cat([self.reference.to(x.dtype), x]))
+        reference = self.reference.to(x.dtype).reshape(n_ref, *x.shape[1:])  # G keeps z as (N, z_dim)
+        out = body(torch.cat([reference, x]))
         return out[n_ref:]
 
 

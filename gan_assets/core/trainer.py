@@ -17,13 +17,26 @@ import pandas as pd
 import pyarrow as pa
 import torch
 
-from gan_assets.core.checkpoints import (MANIFEST, checkpoint_entry, load_weights, read_manifest, restore,
-                                         write_json_atomic)
+from gan_assets.core.checkpoints import (
+    MANIFEST,
+    checkpoint_entry,
+    load_weights,
+    read_manifest,
+    restore,
+    write_json_atomic,
+)
 from gan_assets.core.config import ExperimentConfig, ModelConfig
 from gan_assets.core.images import write_parquet_atomic
 from gan_assets.core.networks import Discriminator, Generator, dcgan_init_
-from gan_assets.core.training import (STAT_NAMES, GanState, TrainingCallbacks, new_state, resolve_device, to_signed_unit,
-                                      train)
+from gan_assets.core.training import (
+    STAT_NAMES,
+    GanState,
+    TrainingCallbacks,
+    new_state,
+    resolve_device,
+    to_signed_unit,
+    train,
+)
 
 HISTORY = "history.parquet"
 

@@ -5,8 +5,7 @@ import math
 import pytest
 import torch
 
-from gan_assets.core.metrics import Evidence, MetricContext
-from gan_assets.core.metrics import neighbours
+from gan_assets.core.metrics import Evidence, MetricContext, neighbours
 from gan_assets.core.metrics.manifold import manifold_precision_recall, precision_recall
 from gan_assets.core.metrics.neighbours import kth_neighbour_radii
 

@@ -3,8 +3,7 @@
 import pytest
 import torch
 
-from gan_assets.core.metrics import Evidence, MetricContext, median_nearest_distance, nearest_distances
-from gan_assets.core.metrics import neighbours
+from gan_assets.core.metrics import Evidence, MetricContext, median_nearest_distance, nearest_distances, neighbours
 from gan_assets.core.metrics.memorisation import nn_ratio
 
 

@@ -58,8 +58,13 @@ def fd(samples: Evidence, real: Evidence, ctx: MetricContext) -> dict[str, float
 
 
 def polynomial_kernel(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """k(x, y) = (x·y / d + 1)³, KID's kernel (Bińkowski et al. 2018)."""
-    return (x @ y.T / x.shape[1] + 1.0) ** 3
+    """k(x, y) = (x·y / d + 1)³, KID's kernel (Bińkowski et al. 2018), returned in float64.
+
+    The dot products run in the inputs' dtype (the matmul is KID's whole cost); the cube
+    and the sums that follow are float64, where the cancellation in MMD² happens.
+    """
+    kernel = (x @ y.T).double()
+    return kernel.div_(x.shape[1]).add_(1.0).pow_(3)  # in place: no extra m x m temporaries
 
 
 def mmd2_unbiased(x: torch.Tensor, y: torch.Tensor) -> float:
@@ -95,9 +100,10 @@ def kid_subset_indices(
 def kid(samples: Evidence, real: Evidence, ctx: MetricContext) -> dict[str, float]:
     """Kernel Inception Distance in evaluator features: mean and std (ddof=0) over subsets.
 
-    Float64 throughout: MMD² is a small difference of large kernel sums.
+    Dot products in float32 (about 2.4x faster than float64 on a 2-core CPU; on random 128-D
+    features it moved MMD² by ~1e-8, far below kid_std), kernel sums in float64.
     """
-    x, y = samples.features.double(), real.features.double()
+    x, y = samples.features.float(), real.features.float()
     subsets = kid_subset_indices(x.shape[0], y.shape[0], ctx)
     values = torch.tensor([mmd2_unbiased(x[i], y[j]) for i, j in subsets], dtype=torch.float64)
     return {"kid": float(values.mean()), "kid_std": float(values.std(correction=0))}

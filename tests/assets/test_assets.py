@@ -1,0 +1,115 @@
+"""Each asset invoked directly, with a tiny experiment and the IO manager's files out of the way."""
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+import yaml
+
+from gan_assets.checkpoint_scores import checkpoint_scores
+from gan_assets.core.images import from_table
+from gan_assets.core.reference import from_table as reference_from_table
+from gan_assets.dataset import dataset
+from gan_assets.evaluator import evaluator
+from gan_assets.experiment import ExperimentStore
+from gan_assets.gan_checkpoints import gan_checkpoints
+from gan_assets.reference_batch import reference_batch
+from gan_assets.sample_gallery import sample_gallery
+from tests.conftest import TINY_EXPERIMENT
+
+
+@pytest.fixture(scope="module")
+def storage_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("store")
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, storage_root) -> ExperimentStore:
+    experiments = tmp_path_factory.mktemp("experiments")
+    (experiments / "tiny.yaml").write_text(yaml.safe_dump(TINY_EXPERIMENT))
+    return ExperimentStore(experiments_dir=str(experiments), storage_root=str(storage_root))
+
+
+def meta(output, key):
+    """A metadata entry's plain value (direct invocation keeps them wrapped)."""
+    value = output.metadata[key]
+    return getattr(value, "value", value)
+
+
+def context():
+    return dg.build_asset_context(partition_key="tiny")
+
+
+@pytest.fixture(scope="module")
+def upstream(store):
+    """dataset → reference_batch → evaluator → gan_checkpoints, invoked in order (shared by the tests)."""
+    data = dataset(context(), store=store)
+    reference = reference_batch(context(), store=store, dataset=data.value)
+    model_output, check = list(evaluator(context(), store=store, dataset=data.value))
+    checkpoints = gan_checkpoints(context(), store=store, dataset=data.value, reference_batch=reference.value)
+    return data, reference, model_output, check, checkpoints
+
+
+def test_dataset_asset(store):
+    out = dataset(context(), store=store)
+    assert isinstance(out.value, pa.Table) and out.value.num_rows == 1797
+    assert meta(out, "rows_train") + meta(out, "rows_held_out") == 1797
+    assert out.data_version.value == from_table(out.value).content_hash()
+    assert "| 0 |" in meta(out, "class_histogram")
+    assert meta(out, "thumbnail").startswith("![")
+    assert meta(out, "config")["training"]["steps"] == 20  # the effective config
+
+
+def test_reference_batch_is_stratified_and_seeded(store, upstream):
+    data, reference, *_ = upstream
+    batch = reference_from_table(reference.value)
+    assert batch.z.shape == (16, 16) and len(batch.ids) == 16
+    counts = np.bincount(batch.labels, minlength=10)
+    assert counts.min() >= 1 and counts.max() <= 2  # 16 over 10 classes: every class, at most 2
+    train_ids = set(from_table(data.value).subset("train").ids.tolist())
+    assert set(batch.ids.tolist()) <= train_ids  # never a held-out image
+    again = reference_batch(context(), store=store, dataset=data.value)
+    assert again.data_version == reference.data_version
+
+
+def test_evaluator_reports_accuracy_and_its_check(upstream):
+    _, _, model_output, check, _ = upstream
+    accuracy = meta(model_output, "held_out_accuracy")
+    assert 0.1 < accuracy <= 1.0  # one epoch in the tiny config; the real job is held to 95%
+    assert check.check_name == "accuracy_at_least_95"
+    assert check.passed == (accuracy >= 0.95)
+
+
+def test_gan_checkpoints_asset_lists_its_checkpoints(upstream, storage_root):
+    *_, checkpoints = upstream
+    manifest = checkpoints.value
+    assert [c["step"] for c in manifest["checkpoints"]] == [10, 20]
+    assert manifest["run_dir"].startswith(str(storage_root.resolve()))
+    assert meta(checkpoints, "checkpoints") == 2 and meta(checkpoints, "steps_per_second") > 0
+    assert checkpoints.data_version.value == manifest["checkpoints"][-1]["generator_sha256"]
+
+
+def test_scores_and_gallery_assets(upstream, store):
+    data, reference, model_output, _, checkpoints = upstream
+    scores = checkpoint_scores(context(), store=store, gan_checkpoints=checkpoints.value,
+                               evaluator=model_output.value, dataset=data.value)
+    table: pd.DataFrame = scores.value
+    assert table["name"].tolist() == ["step_000010", "step_000020", "real_floor"]
+    assert {"fd", "class_coverage", "class_kl", "precision", "recall"} <= set(table.columns)
+    best = table.loc[table["fd"][:2].idxmin()]
+    assert meta(scores, "best_checkpoint") == best["name"]
+    assert meta(scores, "best_fd") == pytest.approx(best["fd"])
+    assert meta(scores, "real_floor_fd") < meta(scores, "best_fd")  # 20 steps is far from real
+
+    gallery = sample_gallery(context(), store=store, gan_checkpoints=checkpoints.value,
+                             reference_batch=reference.value, checkpoint_scores=table)
+    manifest = gallery.value
+    assert sorted(manifest["grids"]) == ["step_000010", "step_000020"]
+    assert manifest["best"] == manifest["grids"][best["name"]]
+    from PIL import Image
+
+    grid = Image.open(manifest["best"])
+    assert grid.size == (2 + 4 * (32 + 2), 2 + 4 * (32 + 2))  # 4×4 images of 32 px, 2 px padding
+    assert Image.open(manifest["progress"]).size[1] == 2 + 2 * (32 + 2)  # one row per checkpoint
+    assert meta(gallery, "grid").startswith("![samples")

@@ -1,0 +1,44 @@
+"""Shared test setup: offline, single BLAS thread, throw-away Dagster home, tiny experiments."""
+
+import os
+
+# scipy's sqrtm can stall with several BLAS threads on small machines; metrics run in tests.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import yaml  # noqa: E402
+
+# Small enough that the whole graph materializes in seconds on two CPU cores.
+TINY_EXPERIMENT = {
+    "seed": 0,
+    "reference_batch": {"size": 16},
+    "model": {"z_dim": 16, "g_width": 8, "d_width": 8},
+    "training": {"steps": 20, "batch_size": 16, "checkpoint_every": 10, "log_every": 5},
+    "evaluator": {"epochs": 1},
+    "evaluation": {"num_samples": 64, "metrics": ["fd", "class_coverage", "class_kl", "precision_recall"]},
+    "gallery": {"grid_size": 4},
+}
+
+
+@pytest.fixture(autouse=True, scope="session")
+def dagster_home(tmp_path_factory) -> Path:
+    home = tmp_path_factory.mktemp("dagster_home")
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    os.environ["DAGSTER_HOME"] = str(home)
+    os.environ["DAGSTER_DISABLE_TELEMETRY"] = "1"
+    return home
+
+
+@pytest.fixture
+def experiments_dir(tmp_path) -> Path:
+    folder = tmp_path / "experiments"
+    folder.mkdir()
+    (folder / "tiny.yaml").write_text(yaml.safe_dump(TINY_EXPERIMENT))
+    return folder
+
+
+@pytest.fixture
+def storage_root(tmp_path) -> Path:
+    return tmp_path / "store"

@@ -1,0 +1,63 @@
+"""Bad experiment files fail before any work, with an error naming the field."""
+
+from pathlib import Path
+
+import pytest
+
+from gan_assets.core.config import ConfigError, ExperimentConfig, load_experiment, parse_experiment, section_hash
+
+
+def test_defaults_are_the_tutorials_values():
+    config = ExperimentConfig()
+    assert (config.training.lr_g, config.training.lr_d, config.training.beta1) == (2e-4, 2e-4, 0.5)
+    assert config.training.generator_loss == "non_saturating"
+    assert config.training.device == "auto"
+    assert config.dataset.source == "digits" and config.dataset.download is False
+
+
+def test_yaml_only_overrides(tmp_path: Path):
+    path = tmp_path / "x.yaml"
+    path.write_text("training:\n  steps: 7\n")
+    config = load_experiment(path)
+    assert config.training.steps == 7
+    assert config.training.batch_size == ExperimentConfig().training.batch_size
+
+
+@pytest.mark.parametrize("raw, field", [
+    ({"training": {"stepz": 3}}, "training.stepz"),
+    ({"bogus_section": {}}, "bogus_section"),
+    ({"training": {"lr_g": -1e-4}}, "training.lr_g"),
+    ({"training": {"steps": "many"}}, "training.steps"),
+    ({"training": {"batch_size": 100_000}}, "training.batch_size"),
+    ({"dataset": {"image_size": 48}}, "dataset.image_size"),
+    ({"dataset": {"image_size": 128}}, "dataset.image_size"),
+    ({"dataset": {"held_out_fraction": 1.5}}, "dataset.held_out_fraction"),
+    ({"training": {"device": "tpu"}}, "training.device"),
+    ({"reference_batch": {"size": 10_000}}, "reference_batch.size"),
+    ({"gallery": {"grid_size": 9}}, "gallery.grid_size"),
+    ({"evaluation": {"metrics": ["fd", "inception"]}}, "evaluation.metrics"),
+    ({"evaluation": {"best_metric": "kid"}, "seed": 0}, None),  # kid is a default metric: valid
+])
+def test_bad_values_name_the_field(raw, field):
+    if field is None:
+        parse_experiment(raw)
+        return
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        parse_experiment(raw)
+
+
+def test_missing_file_and_non_mapping(tmp_path: Path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_experiment(tmp_path / "nope.yaml")
+    path = tmp_path / "list.yaml"
+    path.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_experiment(path)
+
+
+def test_section_hash_ignores_formatting(tmp_path: Path):
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text("training: {steps: 5, batch_size: 32}\n")
+    b.write_text("# comment\ntraining:\n  batch_size: 32\n  steps: 5\n")
+    assert section_hash(load_experiment(a).training) == section_hash(load_experiment(b).training)
+    assert section_hash(load_experiment(a).training) != section_hash(ExperimentConfig().training)

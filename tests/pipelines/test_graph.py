@@ -1,0 +1,120 @@
+"""The whole graph materialized into a temp dir with a tiny experiment: files, metadata, versions."""
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from gan_assets.experiment import ExperimentStore, experiments_partitions
+from pipelines import run_experiment
+from pipelines.definitions import GAN_ASSETS, build_definitions, defs
+from pipelines.sensors import experiment_files_sensor
+
+ASSET_FILES = {"dataset": "parquet", "reference_batch": "parquet", "evaluator": "safetensors",
+               "gan_checkpoints": "json", "checkpoint_scores": "parquet", "sample_gallery": "json"}
+
+
+def test_definitions_load():
+    dg.Definitions.validate_loadable(defs)
+    keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert keys == set(ASSET_FILES)
+    assert defs.resolve_job_def("experiment") is not None
+    for asset in GAN_ASSETS:
+        assert all(v is not None for v in asset.code_versions_by_key.values())  # explicit code versions
+
+
+@pytest.fixture(scope="module")
+def materialized(tmp_path_factory):
+    import yaml
+
+    from tests.conftest import TINY_EXPERIMENT
+
+    root = tmp_path_factory.mktemp("graph")
+    (root / "experiments").mkdir()
+    (root / "experiments" / "tiny.yaml").write_text(yaml.safe_dump(TINY_EXPERIMENT))
+    definitions = build_definitions(root / "store", root / "experiments")
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(experiments_partitions.name, ["tiny"])
+    job = definitions.resolve_job_def("experiment")
+    first = job.execute_in_process(partition_key="tiny", instance=instance)
+    second = job.execute_in_process(partition_key="tiny", instance=instance)
+    return root, first, second
+
+
+def versions(result: dg.ExecuteInProcessResult) -> dict[str, str]:
+    out = {}
+    for event in result.get_asset_materialization_events():
+        materialization = event.event_specific_data.materialization
+        out[materialization.asset_key.to_user_string()] = materialization.tags["dagster/data_version"]
+    return out
+
+
+def test_graph_writes_every_asset_to_disk(materialized):
+    root, first, _ = materialized
+    assert first.success
+    folder = root / "store" / "experiments" / "tiny"
+    for asset, ext in ASSET_FILES.items():
+        assert (folder / f"{asset}.{ext}").is_file(), asset
+    manifest = json.loads((folder / "gan_checkpoints.json").read_text())
+    run_dir = Path(manifest["run_dir"])
+    assert run_dir.parent == (folder / "runs").resolve()
+    for entry in manifest["checkpoints"]:
+        assert (run_dir / entry["generator"]).is_file() and (run_dir / entry["state"]).is_file()
+    scores = pd.read_parquet(folder / "checkpoint_scores.parquet")
+    assert scores["name"].tolist() == ["step_000010", "step_000020", "real_floor"]
+    gallery = json.loads((folder / "sample_gallery.json").read_text())
+    assert Path(gallery["best"]).is_file() and Path(gallery["progress"]).is_file()
+
+
+def test_evaluator_check_is_recorded(materialized):
+    _, first, _ = materialized
+    [check] = first.get_asset_check_evaluations()
+    assert check.check_name == "accuracy_at_least_95"
+    assert check.passed == (check.metadata["held_out_accuracy"].value >= 0.95)
+
+
+def test_data_versions_are_content_hashes(materialized):
+    """Identical inputs give identical versions: a rerun changes nothing downstream."""
+    _, first, second = materialized
+    assert versions(first) == versions(second)
+    assert len(versions(first)["dataset"]) == 64  # sha256 hex
+
+
+def test_sensor_registers_new_files_and_forgets_deleted_ones(tmp_path):
+    (tmp_path / "a.yaml").write_text("seed: 1\n")
+    (tmp_path / "b.yaml").write_text("seed: 2\n")
+    store = ExperimentStore(experiments_dir=str(tmp_path), storage_root=str(tmp_path / "store"))
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(experiments_partitions.name, ["gone", "a"])
+        context = dg.build_sensor_context(instance=instance, resources={"store": store})
+        result = experiment_files_sensor(context)
+        added = [r for r in result.dynamic_partitions_requests if isinstance(r, dg.AddDynamicPartitionsRequest)]
+        deleted = [r for r in result.dynamic_partitions_requests if isinstance(r, dg.DeleteDynamicPartitionsRequest)]
+        assert [list(r.partition_keys) for r in added] == [["b"]]
+        assert [list(r.partition_keys) for r in deleted] == [["gone"]]
+
+
+def test_run_command_prints_one_json_line(tmp_path, capsys, monkeypatch):
+    import yaml
+
+    from tests.conftest import TINY_EXPERIMENT
+
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY_EXPERIMENT))
+    monkeypatch.setattr("pipelines.definitions.STORAGE_ROOT", tmp_path / "store")
+    assert run_experiment.main([str(tmp_path / "tiny.yaml")]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    summary = json.loads(line)
+    assert summary["experiment"] == "tiny"
+    assert summary["best_checkpoint"] in ("step_000010", "step_000020")
+    assert {"fd", "class_coverage", "class_kl"} <= set(summary["scores"]) == set(summary["real_floor"])
+    assert Path(summary["gallery"]).is_file() and Path(summary["scores_table"]).is_file()
+    assert 0 < summary["evaluator_accuracy"] <= 1
+
+
+def test_run_command_rejects_bad_config_before_any_work(tmp_path, capsys):
+    (tmp_path / "bad.yaml").write_text("training:\n  lr_g: -1\n")
+    assert run_experiment.main([str(tmp_path / "bad.yaml")]) == 2
+    assert "training.lr_g" in capsys.readouterr().err
+    assert not (tmp_path / "store").exists()
