@@ -8,7 +8,7 @@ from gan_assets.core.gallery import markdown_png
 from gan_assets.core.images import from_table, rows_by_id
 from gan_assets.core.plots import render_loss_curves_png
 from gan_assets.core.reference import from_table as reference_from_table
-from gan_assets.core.trainer import history_frame, run_key, train_run
+from gan_assets.core.trainer import FAKE_LABEL_WARNING, RunInputs, history_frame, run_key, train_run
 from gan_assets.experiment import ExperimentStore, config_metadata, experiments_partitions, load_config
 
 CODE_VERSION = "1"
@@ -24,8 +24,12 @@ def gan_checkpoints(context: dg.AssetExecutionContext, store: ExperimentStore, d
     key = run_key(config, {"dataset": data.content_hash(), "reference_batch": reference.content_hash()},
                   CODE_VERSION)
     run_dir = (store.output_dir(context.partition_key) / "runs" / key).resolve()
-    manifest = train_run(config, data.subset("train").images, data.images[rows_by_id(data, reference.ids)],
-                         reference.z, run_dir, log=context.log.info)
+    if config.training.fake_label > 0:
+        context.log.warning(FAKE_LABEL_WARNING.format(beta=config.training.fake_label))
+    train = data.subset("train")
+    inputs = RunInputs(train.images, train.labels, len(data.class_names),
+                       data.images[rows_by_id(data, reference.ids)], reference.labels, reference.z)
+    manifest = train_run(config, inputs, run_dir, log=context.log.info)
     manifest["run_dir"] = str(run_dir)
     history = history_frame(run_dir, manifest)
     last = history.iloc[-1]

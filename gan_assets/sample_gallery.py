@@ -20,12 +20,13 @@ def sample_gallery(context: dg.AssetExecutionContext, store: ExperimentStore, ga
     """The best checkpoint's grid inline, every checkpoint's grid and the progress strip on disk."""
     config = load_config(context, store)
     run_dir = Path(gan_checkpoints["run_dir"])
-    gallery = render_gallery(run_dir, gan_checkpoints, reference_from_table(reference_batch).z,
-                             config.gallery.grid_size, run_dir / "gallery")
+    gallery = render_gallery(run_dir, gan_checkpoints, reference_from_table(reference_batch),
+                             config.gallery.grid_size, config.evaluation.sampling, run_dir / "gallery")
     best = str(best_row(checkpoint_scores, config.evaluation.best_metric, config.evaluation.best_direction)["name"])
     manifest = gallery.manifest(best)
     return dg.Output(manifest, data_version=dg.DataVersion(gallery.sha256), metadata={
         "best_checkpoint": best,
+        "sampling": config.evaluation.sampling,
         "best_grid": dg.MetadataValue.path(manifest["best"]),
         "progress_strip": dg.MetadataValue.path(gallery.progress_path),
         "grid": dg.MetadataValue.md(markdown_image(gallery.arrays[best], f"samples of {best}", max_side=320)),

@@ -63,7 +63,8 @@ def save_weights(module: nn.Module, path: Path, metadata: dict[str, str] | None 
 def load_weights(module: nn.Module, path: Path) -> nn.Module:
     tensors = load_file(str(path))
     if "reference" in tensors and getattr(module, "reference", False) is None:
-        module.set_reference(tensors["reference"])  # the fixed reference batch travels with the weights
+        # the fixed reference batch (and its classes) travels with the weights
+        module.set_reference(tensors["reference"], tensors.get("reference_labels"))
     module.load_state_dict(tensors)
     return module
 

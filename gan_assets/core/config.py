@@ -29,22 +29,52 @@ class Section(BaseModel):
 
 
 class DatasetConfig(Section):
-    source: Literal["digits"] = "digits"  # sklearn's bundled 8×8 digits: works offline
-    image_size: int = Field(32, gt=0)  # resized side; the DCGAN stack needs 4·2^k
+    """Which data, at which size. File sources read `root` and never fetch unless `download` is set;
+    ring8/grid25 ignore image_size and channels (their examples are 2-D points)."""
+
+    source: Literal["digits", "mnist", "fashion_mnist", "cifar10", "image_folder", "ring8", "grid25",
+                    "stacked_mnist"] = "digits"  # digits: sklearn's bundled 8×8 digits, works offline
+    image_size: int = Field(32, gt=0)  # resized side: 4·2^k (8, 16, 32, 64) or MNIST's own 28
     channels: int = Field(1, ge=1, le=3)  # 1 = grey, 3 = RGB
     root: str = "data/raw"  # where file-based sources look for their files
     download: bool = False  # never fetch unless asked: tests and CI are offline
     held_out_fraction: float = Field(0.2, gt=0.0, lt=1.0)  # per class, for the real floor
+    splits: list[Literal["train", "test"]] = ["train", "test"]  # torchvision sources: files to read
+    labels: bool = True  # image_folder: one sub-folder per class; false = one unlabelled class
+    skip_bad_files: bool = False  # image_folder: false = fail naming unreadable files, true = skip them
+    num_samples: int = Field(25_600, gt=1)  # ring8, grid25, stacked_mnist: examples drawn with the seed
 
     @field_validator("image_size")
     @classmethod
     def _dcgan_can_make(cls, size: int) -> int:
-        # G starts at 4×4 and doubles with every transposed conv; D mirrors it.
-        if size < 8 or size & (size - 1):
-            raise ValueError(f"image_size {size} cannot be made by the DCGAN stack: use 8, 16, 32 or 64")
+        # G starts at 4×4 and doubles with every transposed conv; D mirrors it. 28 is stored as is
+        # (MNIST's native side, no resampling) and the networks pad it to 32.
         if size > 64:
             raise ValueError(f"image_size {size} is larger than the supported 64")
+        if size not in (8, 16, 28, 32, 64):
+            raise ValueError(f"image_size {size} cannot be made by the DCGAN stack: use 8, 16, 28, 32 or 64")
         return size
+
+    @field_validator("channels")
+    @classmethod
+    def _grey_or_rgb(cls, channels: int) -> int:
+        if channels not in (1, 3):
+            raise ValueError(f"channels {channels} is neither 1 (grey) nor 3 (RGB)")
+        return channels
+
+    @field_validator("splits")
+    @classmethod
+    def _some_distinct_splits(cls, splits: list[str]) -> list[str]:
+        if not splits or len(set(splits)) != len(splits):
+            raise ValueError(f"splits {splits} must name train and/or test, each once")
+        return splits
+
+    @model_validator(mode="after")
+    def _stacked_is_rgb(self) -> DatasetConfig:
+        # Stacked MNIST's 1,000 modes are its three channels: grey would merge them.
+        if self.source == "stacked_mnist" and self.channels != 3:
+            raise ValueError(f"channels must be 3 for stacked_mnist (three digits, one per channel), got {self.channels}")
+        return self
 
 
 class ReferenceBatchConfig(Section):
@@ -55,7 +85,12 @@ class ModelConfig(Section):
     z_dim: int = Field(100, gt=0)  # DCGAN's prior dimension
     g_width: int = Field(32, gt=0)  # channels of G's last hidden layer (doubles inward)
     d_width: int = Field(32, gt=0)  # channels of D's first layer (doubles inward)
+    g_depth: int = Field(0, ge=0)  # extra stride-1 layers in G at 4×4 (§4.4: D is usually the bigger one)
+    d_depth: int = Field(0, ge=0)  # extra stride-1 layers in D at 4×4
     norm: Literal["batch", "reference", "virtual", "none"] = "batch"  # §3.3 / §4.3, in both networks
+    conditional: bool = False  # §4.1: G and D both see the class (G: embedding joined to z; D: projection)
+    auxiliary_classifier: bool = False  # §4.1: D also predicts the class (the AC-GAN form)
+    label_dim: int = Field(16, gt=0)  # size of G's class embedding when conditional
 
 
 class TrainingConfig(Section):
@@ -65,7 +100,8 @@ class TrainingConfig(Section):
     fake_label: float = Field(0.0, ge=0.0, lt=0.5)  # β: D's fake target; > 0 is harmful (§4.2)
     d_steps: int = Field(1, gt=0)  # D updates per G update; the tutorial finds 1 best
     update: Literal["alternating", "simultaneous"] = "alternating"
-    optimizer: Literal["adam", "rmsprop"] = "adam"
+    optimizer: Literal["adam", "rmsprop"] = "adam"  # both use lr_g / lr_d; rmsprop ignores beta1/beta2
+    classifier_weight: float = Field(1.0, ge=0.0)  # weight of the auxiliary classifier's cross-entropy
     batch_size: int = Field(64, gt=1)  # BN needs at least two examples
     lr_g: float = Field(2e-4, gt=0.0)  # DCGAN paper: Adam lr 2e-4
     lr_d: float = Field(2e-4, gt=0.0)
@@ -97,6 +133,9 @@ class EvaluationConfig(Section):
     metrics: list[str] = list(DEFAULT_IMAGE_METRICS)  # registry keys (gan_assets.core.metrics)
     best_metric: str = "fd"  # the column that names the best checkpoint
     best_direction: Literal["min", "max"] = "min"  # fd: lower is better
+    # How G's batch norm normalises when sampling: `eval` uses running statistics, `train` each
+    # generated batch's own, `reference` the statistics of the fixed reference z (§4.3).
+    sampling: Literal["eval", "train", "reference"] = "eval"
 
     @model_validator(mode="after")
     def _known_metrics(self) -> EvaluationConfig:
@@ -126,13 +165,16 @@ class ExperimentConfig(Section):
     @model_validator(mode="after")
     def _fits_the_data(self) -> ExperimentConfig:
         train_size = dataset_train_size(self.dataset)
-        if self.training.batch_size > train_size:
+        if train_size is not None and self.training.batch_size > train_size:
             raise ValueError(
                 f"training.batch_size {self.training.batch_size} is larger than the "
                 f"{train_size} training images of dataset.source {self.dataset.source!r}"
             )
-        if self.reference_batch.size > train_size:
+        if train_size is not None and self.reference_batch.size > train_size:
             raise ValueError(f"reference_batch.size {self.reference_batch.size} exceeds the {train_size} training images")
+        if (self.model.conditional or self.model.auxiliary_classifier) and not dataset_is_labelled(self.dataset):
+            raise ValueError(f"model.conditional / model.auxiliary_classifier need class labels, but "
+                             f"dataset.source {self.dataset.source!r} is unlabelled here")
         if self.gallery.grid_size**2 > self.reference_batch.size:
             raise ValueError(
                 f"gallery.grid_size {self.gallery.grid_size} needs {self.gallery.grid_size ** 2} reference z, "
@@ -144,10 +186,23 @@ class ExperimentConfig(Section):
 SECTIONS = ("dataset", "reference_batch", "model", "training", "evaluator", "evaluation", "gallery")
 
 
-def dataset_train_size(dataset: DatasetConfig) -> int:
-    """Training images a source yields, known before ingestion so batch sizes are checked up front."""
-    held_out = round(DIGITS_SIZE * dataset.held_out_fraction)
-    return DIGITS_SIZE - held_out
+def dataset_is_labelled(dataset: DatasetConfig) -> bool:
+    """Whether a source yields class labels that training with labels (§4.1) can use."""
+    return getattr(dataset, "labels", True) is not False
+
+
+def dataset_train_size(dataset: DatasetConfig) -> int | None:
+    """Training examples a source yields when known before ingestion, so batch sizes are checked up
+    front; None for file sources (and stacked_mnist), whose size only reading them tells: the
+    `dataset` asset checks those at ingestion (gan_assets.core.sources.check_fits_training)."""
+    if dataset.source == "digits":
+        return DIGITS_SIZE - round(DIGITS_SIZE * dataset.held_out_fraction)
+    modes = {"ring8": 8, "grid25": 25}.get(dataset.source)  # mirrors sources/mixtures.py (a test ties them)
+    if modes is None:
+        return None
+    # Mixtures are balanced (every mode holds n // M or n // M + 1 points) and split per mode.
+    per_mode = [dataset.num_samples // modes + (k < dataset.num_samples % modes) for k in range(modes)]
+    return sum(n - round(n * dataset.held_out_fraction) for n in per_mode)
 
 
 class ConfigError(ValueError):

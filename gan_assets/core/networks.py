@@ -2,10 +2,15 @@
 
 The layout rules the tutorial states, which tests check by introspection:
 - all-convolutional: G upsamples with stride-2 transposed convs, D downsamples with stride-2 convs,
-  no pooling anywhere;
+  no pooling anywhere (extra depth adds stride-1 3×3 layers at the 4×4 stage);
 - normalisation in every hidden layer except G's output layer and D's input layer;
 - ReLU in G with a Tanh output, LeakyReLU(0.2) in D, and D returns logits (no Sigmoid), because the
   losses, the maximum-likelihood game above all, are written on logits.
+
+Training with labels (tutorial §4.1): a conditional G joins a learned class embedding to z; a
+conditional D is a projection discriminator (Miyato & Koyama 2018: the logit gains ⟨embed(y), φ(x)⟩);
+an auxiliary classifier is the AC-GAN form (Odena et al. 2017): a second head on D's features
+predicting the class.
 
 Reference and virtual BN (tutorial §4.3) run a fixed reference batch through the network together
 with the minibatch; each network holds its reference input as a buffer, set once and never replaced.
@@ -16,14 +21,19 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from gan_assets.core.norms import make_norm, set_reference_rows, uses_reference
 
 
+# MNIST's 28×28 is made at 32×32: D pads its input with background (−1), G crops its output.
+PADDED_SIZES = {28: 32}
+
+
 def num_resolution_steps(image_size: int) -> int:
-    """Stride-2 layers between 4×4 and the image: 32 → 3 (4→8→16→32)."""
-    steps = int(math.log2(image_size // 4))
+    """Stride-2 layers between 4×4 and the image: 32 → 3 (4→8→16→32); 28 is built as 32."""
+    image_size = PADDED_SIZES.get(image_size, image_size)
+    steps = int(math.log2(max(image_size // 4, 1)))
     if 4 * 2**steps != image_size or steps < 1:
         raise ValueError(f"image_size {image_size} is not 4·2^k with k ≥ 1")
     return steps
@@ -36,34 +46,50 @@ class _WithReference(nn.Module):
         super().__init__()
         self.norm = norm
         self.register_buffer("reference", None)
+        self.register_buffer("reference_labels", None)
 
-    def set_reference(self, reference: torch.Tensor) -> None:
+    def set_reference(self, reference: Tensor, labels: Tensor | None = None) -> None:
         if self.reference is not None:
             raise RuntimeError("the reference batch is chosen once and never replaced")
         self.reference = reference.detach().clone()
+        if labels is not None:
+            self.reference_labels = labels.detach().clone().long()
 
-    def _run(self, body: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    def _run(self, body: nn.Module, x: Tensor) -> Tensor:
         if not uses_reference(self.norm):
             return body(x)
         if self.reference is None:
             raise RuntimeError(f"norm {self.norm!r} needs a reference batch: call set_reference first")
         n_ref = len(self.reference)
         set_reference_rows(body, n_ref)
-        reference = self.reference.to(x.dtype).reshape(n_ref, *x.shape[1:])  # G keeps z as (N, z_dim)
-        out = body(torch.cat([reference, x]))
+        out = body(torch.cat([self._reference_input(x), x]))
         return out[n_ref:]
+
+    def _reference_input(self, x: Tensor) -> Tensor:
+        return self.reference.to(x.dtype)
+
+
+def _extra_layers(conv: type[nn.Module], channels: int, depth: int, norm: str, act: nn.Module) -> list[nn.Module]:
+    """`depth` stride-1 3×3 layers that keep the shape: capacity without breaking the layout rules."""
+    layers: list[nn.Module] = []
+    for _ in range(depth):
+        layers += [conv(channels, channels, 3, 1, 1, bias=norm == "none"), make_norm(norm, channels), act]
+    return layers
 
 
 class Generator(_WithReference):
-    def __init__(self, z_dim: int, width: int, channels: int, image_size: int, norm: str = "batch") -> None:
+    def __init__(self, z_dim: int, width: int, channels: int, image_size: int, norm: str = "batch",
+                 depth: int = 0, num_classes: int = 0, label_dim: int = 0) -> None:
         super().__init__(norm)
         self.z_dim, self.image_size, self.channels = z_dim, image_size, channels
+        self.num_classes = num_classes  # > 0: conditional, G(z, y)
+        self.embed = nn.Embedding(num_classes, label_dim) if num_classes else None
         steps = num_resolution_steps(image_size)
-        hidden = width * 2 ** (steps - 1)
-        bias = norm == "none"  # a norm's shift makes a conv bias redundant; without a norm it is not
-        # state size. z_dim x 1 x 1 -> hidden x 4 x 4
-        layers: list[nn.Module] = [nn.ConvTranspose2d(z_dim, hidden, 4, 1, 0, bias=bias),
-                                   make_norm(norm, hidden), nn.ReLU(True)]
+        hidden, bias = width * 2 ** (steps - 1), norm == "none"  # a norm's shift makes a conv bias redundant
+        # state size. (z_dim + label_dim) x 1 x 1 -> hidden x 4 x 4
+        layers: list[nn.Module] = [nn.ConvTranspose2d(z_dim + (label_dim if num_classes else 0), hidden, 4, 1, 0,
+                                                      bias=bias), make_norm(norm, hidden), nn.ReLU(True)]
+        layers += _extra_layers(nn.ConvTranspose2d, hidden, depth, norm, nn.ReLU(True))
         for _ in range(steps - 1):  # each block doubles the side and halves the channels
             layers += [nn.ConvTranspose2d(hidden, hidden // 2, 4, 2, 1, bias=bias),
                        make_norm(norm, hidden // 2), nn.ReLU(True)]
@@ -72,34 +98,70 @@ class Generator(_WithReference):
         layers += [nn.ConvTranspose2d(hidden, channels, 4, 2, 1, bias=False), nn.Tanh()]
         self.body = nn.Sequential(*layers)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    @property
+    def conditional(self) -> bool:
+        return self.num_classes > 0
+
+    def _code(self, z: Tensor, y: Tensor | None) -> Tensor:
+        if not self.conditional:
+            return z
+        if y is None:
+            raise ValueError("a conditional generator needs class labels y")
+        return torch.cat([z, self.embed(y).to(z.dtype)], dim=1)
+
+    def _reference_input(self, x: Tensor) -> Tensor:
+        return self._code(self.reference.to(x.dtype), self.reference_labels)[:, :, None, None]
+
+    def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
         assert z.ndim == 2 and z.shape[1] == self.z_dim, z.shape
-        return self._run(self.body, z[:, :, None, None])
+        out = self._run(self.body, self._code(z, y)[:, :, None, None])
+        margin = (out.shape[-1] - self.image_size) // 2  # 32 → 28: drop the padding D never sees
+        return out[..., margin:margin + self.image_size, margin:margin + self.image_size] if margin else out
 
 
 class Discriminator(_WithReference):
-    def __init__(self, width: int, channels: int, image_size: int, norm: str = "batch") -> None:
+    def __init__(self, width: int, channels: int, image_size: int, norm: str = "batch", depth: int = 0,
+                 num_classes: int = 0, conditional: bool = False, auxiliary_classifier: bool = False) -> None:
         super().__init__(norm)
-        steps = num_resolution_steps(image_size)
-        bias = norm == "none"
+        steps, bias = num_resolution_steps(image_size), norm == "none"
         # state size. channels x size x size -> width x size/2 x size/2; no norm on the input layer
-        layers: list[nn.Module] = [nn.Conv2d(channels, width, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
+        pad = (PADDED_SIZES.get(image_size, image_size) - image_size) // 2
+        layers: list[nn.Module] = [nn.ConstantPad2d(pad, -1.0)] if pad else []  # 28 → 32, background −1
+        layers += [nn.Conv2d(channels, width, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
         hidden = width
         for _ in range(steps - 1):  # each block halves the side and doubles the channels
             layers += [nn.Conv2d(hidden, hidden * 2, 4, 2, 1, bias=bias),
                        make_norm(norm, hidden * 2), nn.LeakyReLU(0.2, True)]
             hidden *= 2
-        # state size. hidden x 4 x 4 -> 1 x 1 x 1: one logit per image
-        layers.append(nn.Conv2d(hidden, 1, 4, 1, 0, bias=False))
-        self.body = nn.Sequential(*layers)
+        layers += _extra_layers(nn.Conv2d, hidden, depth, norm, nn.LeakyReLU(0.2, True))
+        self.body = nn.Sequential(*layers)  # φ(x): hidden x 4 x 4
+        self.head = nn.Conv2d(hidden, 1, 4, 1, 0, bias=False)  # one logit per image
+        self.embed = nn.Embedding(num_classes, hidden) if conditional else None  # projection
+        if self.embed is not None:
+            nn.init.normal_(self.embed.weight, 0.0, 0.02)  # start as an unconditional D
+        self.class_head = nn.Conv2d(hidden, num_classes, 4, 1, 0) if auxiliary_classifier else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def features(self, x: Tensor) -> Tensor:
         assert x.ndim == 4, x.shape
-        return self._run(self.body, x).flatten()
+        return self._run(self.body, x)
+
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        return self.logits(self.features(x), y)
+
+    def logits(self, phi: Tensor, y: Tensor | None = None) -> Tensor:
+        out = self.head(phi).flatten()
+        if self.embed is not None:
+            if y is None:
+                raise ValueError("a conditional discriminator needs class labels y")
+            out = out + (self.embed(y).to(phi.dtype) * phi.sum(dim=(2, 3))).sum(dim=1)
+        return out
+
+    def class_logits(self, phi: Tensor) -> Tensor:
+        return self.class_head(phi).flatten(1)
 
 
 def dcgan_init_(module: nn.Module) -> None:
-    """DCGAN paper: conv weights ~ N(0, 0.02); norm scales ~ N(1, 0.02), shifts 0."""
+    """DCGAN paper: conv weights ~ N(0, 0.02); norm scales ~ N(1, 0.02), shifts 0 (embeddings keep theirs)."""
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
             nn.init.normal_(m.weight, 0.0, 0.02)

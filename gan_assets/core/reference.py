@@ -21,6 +21,10 @@ class ReferenceBatch:
     labels: np.ndarray  # (N,) their classes
     z: np.ndarray  # (N, z_dim) float32 prior samples for G
 
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(z, labels) as tensors: G's reference batch and the classes that go with it."""
+        return torch.from_numpy(self.z), torch.from_numpy(self.labels)
+
     def content_hash(self) -> str:
         digest = hashlib.sha256()
         for array in (self.ids.astype("<i8"), self.labels.astype("<i8"), self.z.astype("<f4")):

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 
 from gan_assets.core.gallery import grid_array, save_png
+from gan_assets.core.reference import ReferenceBatch
+from gan_assets.core.sampling import class_labels, for_sampling, generate
 from gan_assets.core.trainer import load_generator
 
 
@@ -31,13 +33,17 @@ class Gallery:
 
 
 @torch.no_grad()
-def render_gallery(run_dir: Path, manifest: dict[str, Any], reference_z: np.ndarray, grid_size: int,
-                   out_dir: Path) -> Gallery:
-    """Write one grid PNG per checkpoint and `progress.png` into `out_dir`."""
-    z = torch.from_numpy(reference_z[: grid_size**2])
+def render_gallery(run_dir: Path, manifest: dict[str, Any], reference: ReferenceBatch, grid_size: int,
+                   sampling: str, out_dir: Path) -> Gallery:
+    """Write one grid PNG per checkpoint and `progress.png` into `out_dir`.
+
+    A conditional G draws one class per row, so the grid doubles as the per-class view.
+    """
+    z = torch.from_numpy(reference.z[: grid_size**2])
     digest, grids, arrays, strip_rows = hashlib.sha256(), {}, {}, []
     for entry in manifest["checkpoints"]:
-        images = load_generator(run_dir, manifest, entry)(z)
+        generator = for_sampling(load_generator(run_dir, manifest, entry), sampling, *reference.tensors())
+        images = generate(generator, z, class_labels(generator, len(z), per_row=grid_size))
         grid = grid_array(images, nrow=grid_size)
         name = f"step_{entry['step']:06d}"
         grids[name], arrays[name] = str(save_png(grid, out_dir / f"{name}.png")), grid

@@ -7,15 +7,19 @@ number is read beside what real data scores. Only the checkpoints a manifest nam
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
+from gan_assets.core.config import EvaluationConfig
 from gan_assets.core.evaluator import Classifier, embed
 from gan_assets.core.images import ImageSet
 from gan_assets.core.metrics import Evidence, MetricContext, compute_metrics, median_nearest_distance
+from gan_assets.core.networks import Generator
+from gan_assets.core.reference import ReferenceBatch
+from gan_assets.core.sampling import class_labels, for_sampling, generate
 from gan_assets.core.trainer import load_generator
 from gan_assets.core.training import to_signed_unit
 
@@ -29,11 +33,10 @@ def evidence_of(classifier: Classifier, images: torch.Tensor) -> Evidence:
     return Evidence(features.double(), probs.double(), pixels=images.flatten(1).add(1).div(2).double())
 
 
-@torch.no_grad()
-def generate(generator: torch.nn.Module, num_samples: int, seed: int, batch_size: int = 500) -> torch.Tensor:
-    rng = torch.Generator().manual_seed(seed)
-    z = torch.randn(num_samples, generator.z_dim, generator=rng)
-    return torch.cat([generator(chunk) for chunk in z.split(batch_size)])
+def scoring_samples(generator: Generator, num_samples: int, seed: int) -> torch.Tensor:
+    """`num_samples` images from a fixed z stream; a conditional G cycles through the classes."""
+    z = torch.randn(num_samples, generator.z_dim, generator=torch.Generator().manual_seed(seed))
+    return generate(generator, z, class_labels(generator, num_samples))
 
 
 def real_context(classifier: Classifier, data: ImageSet, seed: int) -> tuple[Evidence, Evidence, MetricContext]:
@@ -48,12 +51,14 @@ def real_context(classifier: Classifier, data: ImageSet, seed: int) -> tuple[Evi
 
 
 def score_checkpoints(run_dir: Path, manifest: dict[str, Any], classifier: Classifier, data: ImageSet,
-                      metrics: Sequence[str], num_samples: int, seed: int) -> pd.DataFrame:
+                      evaluation: EvaluationConfig, reference: ReferenceBatch, seed: int) -> pd.DataFrame:
+    """Every metric of `evaluation.metrics` for each checkpoint the manifest names, then the real floor."""
     train_ev, held_ev, ctx = real_context(classifier, data, seed)
-    rows = []
+    metrics, rows = evaluation.metrics, []
     for entry in manifest["checkpoints"]:
-        generator = load_generator(run_dir, manifest, entry)
-        samples = evidence_of(classifier, generate(generator, num_samples, seed + SCORING_SEED_OFFSET))
+        generator = for_sampling(load_generator(run_dir, manifest, entry), evaluation.sampling, *reference.tensors())
+        samples = evidence_of(classifier, scoring_samples(generator, evaluation.num_samples,
+                                                          seed + SCORING_SEED_OFFSET))
         rows.append({"name": f"step_{entry['step']:06d}", "step": entry["step"],
                      **compute_metrics(metrics, samples, train_ev, ctx)})
     rows.append({"name": "real_floor", "step": None, **compute_metrics(metrics, held_ev, train_ev, ctx)})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,10 +29,12 @@ from gan_assets.core.checkpoints import (
 from gan_assets.core.config import ExperimentConfig, ModelConfig
 from gan_assets.core.images import write_parquet_atomic
 from gan_assets.core.networks import Discriminator, Generator, dcgan_init_
+from gan_assets.core.norms import uses_reference
 from gan_assets.core.training import (
     STAT_NAMES,
     GanState,
     TrainingCallbacks,
+    TrainingData,
     new_state,
     resolve_device,
     to_signed_unit,
@@ -41,12 +44,20 @@ from gan_assets.core.training import (
 HISTORY = "history.parquet"
 
 
-def build_generator(model: ModelConfig, channels: int, image_size: int) -> Generator:
-    return Generator(model.z_dim, model.g_width, channels, image_size, model.norm)
+# §4.2: with a fake target β > 0 the optimal D peaks where p_model has spurious modes.
+FAKE_LABEL_WARNING = ("training.fake_label = {beta} > 0 smooths the fake side: D* = ((1-α)p_data + β p_model) / "
+                      "(p_data + p_model) then rewards G for staying where p_model already is, reinforcing "
+                      "spurious modes (tutorial §4.2). Use one-sided smoothing (fake_label 0) unless you mean it.")
 
 
-def build_discriminator(model: ModelConfig, channels: int, image_size: int) -> Discriminator:
-    return Discriminator(model.d_width, channels, image_size, model.norm)
+def build_generator(model: ModelConfig, channels: int, image_size: int, num_classes: int) -> Generator:
+    return Generator(model.z_dim, model.g_width, channels, image_size, model.norm, model.g_depth,
+                     num_classes if model.conditional else 0, model.label_dim)
+
+
+def build_discriminator(model: ModelConfig, channels: int, image_size: int, num_classes: int) -> Discriminator:
+    return Discriminator(model.d_width, channels, image_size, model.norm, model.d_depth, num_classes,
+                         model.conditional, model.auxiliary_classifier)
 
 
 def run_key(config: ExperimentConfig, upstream: dict[str, str], code_version: str) -> str:
@@ -57,33 +68,52 @@ def run_key(config: ExperimentConfig, upstream: dict[str, str], code_version: st
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _fresh_state(config: ExperimentConfig, shape: tuple[int, int, int], reference_real: np.ndarray,
-                 reference_z: np.ndarray, device: torch.device) -> GanState:
+@dataclass(frozen=True)
+class RunInputs:
+    """What a run trains on: the uint8 train split and the fixed reference batch (§4.3)."""
+
+    images: np.ndarray  # (N, C, H, W) uint8
+    labels: np.ndarray  # (N,) class indices
+    num_classes: int
+    reference_images: np.ndarray  # D's reference batch, uint8
+    reference_labels: np.ndarray
+    reference_z: np.ndarray  # G's reference batch, float32 (N_ref, z_dim)
+
+
+def _fresh_state(config: ExperimentConfig, inputs: RunInputs, device: torch.device) -> GanState:
     torch.manual_seed(config.seed)  # weight init
-    channels, size, _ = shape
-    generator = build_generator(config.model, channels, size)
-    discriminator = build_discriminator(config.model, channels, size)
+    _, channels, size, _ = inputs.images.shape
+    generator = build_generator(config.model, channels, size, inputs.num_classes)
+    discriminator = build_discriminator(config.model, channels, size, inputs.num_classes)
     dcgan_init_(generator), dcgan_init_(discriminator)
-    if generator.norm in ("reference", "virtual"):
-        generator.set_reference(torch.from_numpy(reference_z))
-        discriminator.set_reference(to_signed_unit(torch.from_numpy(reference_real)))
+    if uses_reference(config.model.norm):
+        labels = torch.from_numpy(inputs.reference_labels)
+        generator.set_reference(torch.from_numpy(inputs.reference_z), labels)
+        discriminator.set_reference(to_signed_unit(torch.from_numpy(inputs.reference_images)), labels)
     generator.to(device), discriminator.to(device)
-    return new_state(generator, discriminator, config.training, config.seed, device)
+    return new_state(generator, discriminator, config.training, config.seed, device, inputs.num_classes)
 
 
-def train_run(config: ExperimentConfig, train_images: np.ndarray, reference_real: np.ndarray,
-              reference_z: np.ndarray, run_dir: Path, log: Callable[[str], None] = print) -> dict[str, Any]:
+def _device_data(inputs: RunInputs, device: torch.device) -> TrainingData:
+    images = torch.from_numpy(inputs.images).to(device)
+    if device.type == "cuda":
+        images = images.contiguous(memory_format=torch.channels_last)
+    return TrainingData(images, torch.from_numpy(inputs.labels).long().to(device))
+
+
+def train_run(config: ExperimentConfig, inputs: RunInputs, run_dir: Path,
+              log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train (or resume) the run in `run_dir`; return its final manifest."""
+    if config.training.fake_label > 0:
+        log(FAKE_LABEL_WARNING.format(beta=config.training.fake_label))
     device = resolve_device(config.training.device)
-    state = _fresh_state(config, train_images.shape[1:], reference_real, reference_z, device)
-    manifest = read_manifest(run_dir) or _new_manifest(config, train_images.shape[1:], device)
+    state = _fresh_state(config, inputs, device)
+    manifest = read_manifest(run_dir) or _new_manifest(config, inputs, device)
     if manifest["checkpoints"]:
         restore(state, run_dir, manifest["checkpoints"][-1])
         log(f"resuming from step {state.step} in {run_dir}")
     history = _read_history(run_dir, state.step)
-    data = torch.from_numpy(train_images).to(device)
-    if device.type == "cuda":
-        data = data.contiguous(memory_format=torch.channels_last)
+    data = _device_data(inputs, device)
 
     def on_checkpoint(s: GanState) -> None:
         manifest["checkpoints"].append(checkpoint_entry(run_dir, s))
@@ -105,9 +135,9 @@ def train_run(config: ExperimentConfig, train_images: np.ndarray, reference_real
     return manifest
 
 
-def _new_manifest(config: ExperimentConfig, shape: tuple[int, int, int], device: torch.device) -> dict[str, Any]:
-    return {"model": config.model.model_dump(mode="json"), "shape": list(shape), "device": str(device),
-            "history": HISTORY, "checkpoints": []}
+def _new_manifest(config: ExperimentConfig, inputs: RunInputs, device: torch.device) -> dict[str, Any]:
+    return {"model": config.model.model_dump(mode="json"), "shape": list(inputs.images.shape[1:]),
+            "num_classes": inputs.num_classes, "device": str(device), "history": HISTORY, "checkpoints": []}
 
 
 def _history_table(history: list[dict[str, float]]) -> pa.Table:
@@ -124,8 +154,10 @@ def _read_history(run_dir: Path, up_to_step: int) -> list[dict[str, float]]:
 
 
 def load_generator(run_dir: Path, manifest: dict[str, Any], entry: dict[str, Any]) -> Generator:
+    """The checkpoint's generator, rebuilt from the config the manifest carries, in eval mode."""
     channels, size, _ = manifest["shape"]
-    generator = build_generator(ModelConfig.model_validate(manifest["model"]), channels, size)
+    model = ModelConfig.model_validate(manifest["model"])
+    generator = build_generator(model, channels, size, manifest["num_classes"])
     return load_weights(generator, run_dir / entry["generator"]).eval()
 
 

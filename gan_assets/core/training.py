@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gan_assets.core.config import TrainingConfig
@@ -29,7 +30,8 @@ class GanState:
     discriminator: nn.Module
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
-    rng: torch.Generator  # draws both minibatch indices and z, on the training device
+    rng: torch.Generator  # draws minibatch indices, z and fake labels, on the training device
+    num_classes: int = 1  # classes of the dataset: fake labels for a conditional G are uniform over them
     step: int = 0
 
 
@@ -64,12 +66,12 @@ def make_optimizer(params, lr: float, config: TrainingConfig) -> torch.optim.Opt
 
 
 def new_state(generator: nn.Module, discriminator: nn.Module, config: TrainingConfig,
-              seed: int, device: torch.device) -> GanState:
+              seed: int, device: torch.device, num_classes: int = 1) -> GanState:
     rng = torch.Generator(device=device)
     rng.manual_seed(seed)
     return GanState(generator, discriminator,
                     make_optimizer(generator.parameters(), config.lr_g, config),
-                    make_optimizer(discriminator.parameters(), config.lr_d, config), rng)
+                    make_optimizer(discriminator.parameters(), config.lr_d, config), rng, num_classes)
 
 
 def to_signed_unit(images: Tensor) -> Tensor:
@@ -77,13 +79,28 @@ def to_signed_unit(images: Tensor) -> Tensor:
     return images.float().div_(127.5).sub_(1.0)
 
 
-def sample_real(data: Tensor, batch_size: int, rng: torch.Generator) -> Tensor:
-    index = torch.randint(len(data), (batch_size,), device=data.device, generator=rng)
-    return to_signed_unit(data[index])
+@dataclass
+class TrainingData:
+    """The uint8 train split and its labels, resident on the training device."""
+
+    images: Tensor
+    labels: Tensor
+
+    @property
+    def device(self) -> torch.device:
+        return self.images.device
 
 
-def sample_z(state: GanState, batch_size: int, device: torch.device) -> Tensor:
-    return torch.randn(batch_size, state.generator.z_dim, device=device, generator=state.rng)
+def sample_real(data: TrainingData, batch_size: int, rng: torch.Generator) -> tuple[Tensor, Tensor]:
+    index = torch.randint(len(data.images), (batch_size,), device=data.device, generator=rng)
+    return to_signed_unit(data.images[index]), data.labels[index]
+
+
+def sample_fake(state: GanState, batch_size: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    """(z, y): prior samples and uniform class labels (ignored by an unconditional G)."""
+    z = torch.randn(batch_size, state.generator.z_dim, device=device, generator=state.rng)
+    y = torch.randint(state.num_classes, (batch_size,), device=device, generator=state.rng)
+    return z, y
 
 
 def _autocast(device: torch.device):
@@ -91,21 +108,43 @@ def _autocast(device: torch.device):
     return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
 
 
-def _d_loss(state: GanState, real: Tensor, fake: Tensor, config: TrainingConfig) -> tuple[Tensor, Tensor, Tensor]:
+def _class_loss(d: nn.Module, phi: Tensor, labels: Tensor, config: TrainingConfig) -> Tensor:
+    """AC-GAN's auxiliary term: cross-entropy of D's class head (zero without one)."""
+    if getattr(d, "class_head", None) is None:
+        return phi.new_zeros(())
+    return config.classifier_weight * F.cross_entropy(d.class_logits(phi).float(), labels)
+
+
+def _d_loss(state: GanState, real: tuple[Tensor, Tensor], fake: tuple[Tensor, Tensor],
+            config: TrainingConfig) -> tuple[Tensor, Tensor, Tensor]:
     # Real and fake go through D separately, so batch norm normalises each minibatch on its own (§3.3).
-    real_logits = state.discriminator(real)
-    fake_logits = state.discriminator(fake)
+    d, (x, y), (x_fake, y_fake) = state.discriminator, real, fake
+    phi_real, phi_fake = d.features(x), d.features(x_fake)
+    real_logits, fake_logits = d.logits(phi_real, y), d.logits(phi_fake, y_fake)
     loss = discriminator_loss(real_logits, fake_logits, 1.0 - config.label_smoothing, config.fake_label)
+    loss = loss + _class_loss(d, phi_real, y, config)
+    if state.generator.conditional:  # fakes have an intended class only when G was given one
+        loss = loss + _class_loss(d, phi_fake, y_fake, config)
     return loss, real_logits, fake_logits
 
 
-def d_update(state: GanState, data: Tensor, config: TrainingConfig) -> tuple[Tensor, Tensor]:
+def _g_loss(state: GanState, fake: Tensor, y_fake: Tensor, config: TrainingConfig) -> tuple[Tensor, Tensor]:
+    phi = state.discriminator.features(fake)
+    fake_logits = state.discriminator.logits(phi, y_fake)
+    loss = generator_loss(config.generator_loss, fake_logits)
+    if state.generator.conditional:
+        loss = loss + _class_loss(state.discriminator, phi, y_fake, config)
+    return loss, fake_logits
+
+
+def d_update(state: GanState, data: TrainingData, config: TrainingConfig) -> tuple[Tensor, Tensor]:
     device = data.device
     real = sample_real(data, config.batch_size, state.rng)
+    z, y_fake = sample_fake(state, config.batch_size, device)
     with torch.no_grad():
-        fake = state.generator(sample_z(state, config.batch_size, device))
+        fake = state.generator(z, y_fake)
     with _autocast(device):
-        loss, real_logits, _ = _d_loss(state, real, fake, config)
+        loss, real_logits, _ = _d_loss(state, real, (fake, y_fake), config)
     state.opt_d.zero_grad(set_to_none=True)
     loss.backward()
     state.opt_d.step()
@@ -113,15 +152,15 @@ def d_update(state: GanState, data: Tensor, config: TrainingConfig) -> tuple[Ten
 
 
 def g_update(state: GanState, config: TrainingConfig, device: torch.device) -> tuple[Tensor, Tensor]:
+    z, y_fake = sample_fake(state, config.batch_size, device)
     with _autocast(device):
-        fake_logits = state.discriminator(state.generator(sample_z(state, config.batch_size, device)))
-        loss = generator_loss(config.generator_loss, fake_logits)
+        loss, fake_logits = _g_loss(state, state.generator(z, y_fake), y_fake, config)
     _set_grads(state.generator, loss)  # G's grads only: D's weight gradients would be wasted work
     state.opt_g.step()
     return loss.detach(), torch.sigmoid(fake_logits.detach().float()).mean()
 
 
-def alternating_step(state: GanState, data: Tensor, config: TrainingConfig) -> Tensor:
+def alternating_step(state: GanState, data: TrainingData, config: TrainingConfig) -> Tensor:
     """`d_steps` D updates, then one G update against the updated D."""
     for _ in range(config.d_steps):
         loss_d, d_x = d_update(state, data, config)
@@ -129,15 +168,15 @@ def alternating_step(state: GanState, data: Tensor, config: TrainingConfig) -> T
     return torch.stack([loss_d, loss_g, d_x, d_g_z])
 
 
-def simultaneous_step(state: GanState, data: Tensor, config: TrainingConfig) -> Tensor:
+def simultaneous_step(state: GanState, data: TrainingData, config: TrainingConfig) -> Tensor:
     """Both players' gradients come from the same parameters before either moves (§3.1)."""
     device = data.device
     real = sample_real(data, config.batch_size, state.rng)
+    z, y_fake = sample_fake(state, config.batch_size, device)
     with _autocast(device):
-        fake = state.generator(sample_z(state, config.batch_size, device))
-        loss_d, real_logits, _ = _d_loss(state, real, fake.detach(), config)
-        fake_logits = state.discriminator(fake)
-        loss_g = generator_loss(config.generator_loss, fake_logits)
+        fake = state.generator(z, y_fake)
+        loss_d, real_logits, _ = _d_loss(state, real, (fake.detach(), y_fake), config)
+        loss_g, fake_logits = _g_loss(state, fake, y_fake, config)
     _set_grads(state.discriminator, loss_d)
     _set_grads(state.generator, loss_g)
     state.opt_d.step()
@@ -157,8 +196,9 @@ def _set_grads(player: nn.Module, loss: Tensor) -> None:
 STEP_FUNCTIONS = {"alternating": alternating_step, "simultaneous": simultaneous_step}
 
 
-def train(state: GanState, data: Tensor, config: TrainingConfig, callbacks: TrainingCallbacks) -> TrainingReport:
-    """Run from `state.step` to `config.steps`; `data` is the uint8 train split on the device."""
+def train(state: GanState, data: TrainingData, config: TrainingConfig,
+          callbacks: TrainingCallbacks) -> TrainingReport:
+    """Run from `state.step` to `config.steps` on the train split resident on the device."""
     step_fn = STEP_FUNCTIONS[config.update]
     state.generator.train()
     state.discriminator.train()

@@ -93,7 +93,8 @@ def test_gan_checkpoints_asset_lists_its_checkpoints(upstream, storage_root):
 def test_scores_and_gallery_assets(upstream, store):
     data, reference, model_output, _, checkpoints = upstream
     scores = checkpoint_scores(context(), store=store, gan_checkpoints=checkpoints.value,
-                               evaluator=model_output.value, dataset=data.value)
+                               evaluator=model_output.value, dataset=data.value,
+                               reference_batch=reference.value)
     table: pd.DataFrame = scores.value
     assert table["name"].tolist() == ["step_000010", "step_000020", "real_floor"]
     assert {"fd", "class_coverage", "class_kl", "precision", "recall"} <= set(table.columns)

@@ -11,8 +11,8 @@ import torch
 from gan_assets.core.checkpoints import read_manifest
 from gan_assets.core.config import parse_experiment
 from gan_assets.core.networks import Discriminator, Generator, dcgan_init_
-from gan_assets.core.trainer import load_generator, train_run
-from gan_assets.core.training import STEP_FUNCTIONS, new_state
+from gan_assets.core.trainer import RunInputs, load_generator, train_run
+from gan_assets.core.training import STEP_FUNCTIONS, TrainingData, new_state
 
 TINY = {"model": {"z_dim": 8, "g_width": 4, "d_width": 4},
         "training": {"steps": 6, "batch_size": 8, "checkpoint_every": 3, "log_every": 2},
@@ -21,6 +21,10 @@ TINY = {"model": {"z_dim": 8, "g_width": 4, "d_width": 4},
 
 def fake_digits(n=64, seed=0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (n, 1, 16, 16), dtype=np.uint8)
+
+
+def fake_data() -> TrainingData:
+    return TrainingData(torch.from_numpy(fake_digits()), torch.arange(64) % 4)
 
 
 def tiny_config(**training):
@@ -47,7 +51,7 @@ def test_a_step_moves_both_players_and_reports_finite_numbers(update, loss):
     config = tiny_config(update=update, generator_loss=loss)
     state = tiny_state(config)
     g0, d0 = params(state.generator), params(state.discriminator)
-    stats = STEP_FUNCTIONS[update](state, torch.from_numpy(fake_digits()), config.training)
+    stats = STEP_FUNCTIONS[update](state, fake_data(), config.training)
     assert torch.isfinite(stats).all() and stats.shape == (4,)
     assert (params(state.generator) - g0).abs().max() > 0
     assert (params(state.discriminator) - d0).abs().max() > 0
@@ -58,7 +62,7 @@ def test_simultaneous_g_gradient_ignores_ds_own_update():
     """G's step must use D's parameters from before D moved: same as computing G's grads first."""
     config = tiny_config(update="simultaneous")
     a, b = tiny_state(config), tiny_state(config)
-    data = torch.from_numpy(fake_digits())
+    data = fake_data()
     STEP_FUNCTIONS["simultaneous"](a, data, config.training)
     # by hand on b: freeze D's update (lr 0) — G's move must not change
     for group in b.opt_d.param_groups:
@@ -70,15 +74,16 @@ def test_simultaneous_g_gradient_ignores_ds_own_update():
 def test_d_steps_runs_k_discriminator_updates():
     config = tiny_config(d_steps=3)
     state = tiny_state(config)
-    STEP_FUNCTIONS["alternating"](state, torch.from_numpy(fake_digits()), config.training)
+    STEP_FUNCTIONS["alternating"](state, fake_data(), config.training)
     assert state.opt_d.state[next(iter(state.discriminator.parameters()))]["step"] == 3
     assert state.opt_g.state[next(iter(state.generator.parameters()))]["step"] == 1
 
 
 def run(config, run_dir: Path) -> dict:
-    data = fake_digits()
+    data, labels = fake_digits(), np.arange(64) % 4
     z = torch.randn(8, 8, generator=torch.Generator().manual_seed(1)).numpy()
-    return train_run(config, data, data[:8], z, run_dir, log=lambda message: None)
+    inputs = RunInputs(data, labels, 4, data[:8], labels[:8], z)
+    return train_run(config, inputs, run_dir, log=lambda message: None)
 
 
 def test_run_writes_checkpoints_history_and_manifest(tmp_path: Path):
