@@ -19,6 +19,7 @@ from gan_assets.experiment import ExperimentStore
 from gan_assets.gan_checkpoints import gan_checkpoints
 from gan_assets.reference_batch import reference_batch
 from gan_assets.sample_gallery import sample_gallery
+from gan_assets.tutorial import cost_response_curves, divergence_fits
 from pipelines.io_manager import ExperimentIOManager
 from pipelines.sensors import experiment_files_sensor
 
@@ -35,7 +36,7 @@ experiment_job = dg.define_asset_job("experiment", selection=dg.AssetSelection.a
 def build_definitions(storage_root: str | Path, experiments_dir: str | Path) -> dg.Definitions:
     store = ExperimentStore(experiments_dir=str(experiments_dir), storage_root=str(storage_root))
     return dg.Definitions(
-        assets=GAN_ASSETS,
+        assets=[*GAN_ASSETS, cost_response_curves, divergence_fits],
         jobs=[experiment_job],
         sensors=[experiment_files_sensor],
         resources={"store": store, "io_manager": ExperimentIOManager(root=str(storage_root))},

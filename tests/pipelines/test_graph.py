@@ -19,7 +19,7 @@ ASSET_FILES = {"dataset": "parquet", "reference_batch": "parquet", "evaluator": 
 def test_definitions_load():
     dg.Definitions.validate_loadable(defs)
     keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
-    assert keys == set(ASSET_FILES)
+    assert keys == set(ASSET_FILES) | {"cost_response_curves", "divergence_fits"}
     assert defs.resolve_job_def("experiment") is not None
     for asset in GAN_ASSETS:
         assert all(v is not None for v in asset.code_versions_by_key.values())  # explicit code versions
