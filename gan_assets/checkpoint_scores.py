@@ -9,15 +9,25 @@ import pandas as pd
 import pyarrow as pa
 
 from gan_assets.core.evaluator import Classifier
+from gan_assets.core.guards import mode_collapse, regression
 from gan_assets.core.images import from_table
 from gan_assets.core.reference import from_table as reference_from_table
 from gan_assets.core.scoring import best_row, score_checkpoints
 from gan_assets.experiment import ExperimentStore, config_metadata, experiments_partitions, load_config
 
 
-@dg.asset(partitions_def=experiments_partitions, code_version="1", group_name="gan", kinds={"parquet"})
+CHECKS = [
+    dg.AssetCheckSpec("mode_collapse", asset="checkpoint_scores",
+                      description="best checkpoint's class coverage or recall far below the real floor"),
+    dg.AssetCheckSpec("no_regression", asset="checkpoint_scores",
+                      description="best score no worse than the previous materialization of this experiment"),
+]
+
+
+@dg.asset(partitions_def=experiments_partitions, code_version="1", group_name="gan", kinds={"parquet"},
+          check_specs=CHECKS)
 def checkpoint_scores(context: dg.AssetExecutionContext, store: ExperimentStore, gan_checkpoints: dict,
-                      evaluator: Classifier, dataset: pa.Table, reference_batch: pa.Table) -> dg.Output[pd.DataFrame]:
+                      evaluator: Classifier, dataset: pa.Table, reference_batch: pa.Table):
     """Scores the checkpoints its upstream manifest names, in the evaluator's features."""
     config = load_config(context, store)
     evaluation = config.evaluation
@@ -26,7 +36,8 @@ def checkpoint_scores(context: dg.AssetExecutionContext, store: ExperimentStore,
     best = best_row(scores, evaluation.best_metric, evaluation.best_direction)
     floor = scores[scores["name"] == "real_floor"].iloc[0]
     metric_columns = [c for c in scores.columns if c not in ("name", "step")]
-    return dg.Output(scores, data_version=dg.DataVersion(frame_hash(scores)), metadata={
+    previous = previous_best(context, evaluation.best_metric)  # read before this materialization lands
+    yield dg.Output(scores, data_version=dg.DataVersion(frame_hash(scores)), metadata={
         "best_checkpoint": best["name"],
         "sampling": evaluation.sampling,
         "best_step": int(best["step"]),
@@ -36,6 +47,26 @@ def checkpoint_scores(context: dg.AssetExecutionContext, store: ExperimentStore,
         "dagster/row_count": len(scores),
         **config_metadata(config),
     })
+    yield from score_checks(best, floor, previous, evaluation.best_metric, evaluation.best_direction)
+
+
+def previous_best(context: dg.AssetExecutionContext, metric: str) -> float | None:
+    """The best `metric` that the last materialization of this experiment's scores recorded."""
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=context.asset_key, asset_partitions=[context.partition_key]), limit=1).records
+    if not records:
+        return None
+    entry = records[0].asset_materialization.metadata.get(f"best_{metric}")
+    return None if entry is None else float(entry.value)
+
+
+def score_checks(best: pd.Series, floor: pd.Series, previous: float | None, metric: str, direction: str):
+    healthy, facts = mode_collapse(best, floor)
+    yield dg.AssetCheckResult(check_name="mode_collapse", passed=healthy, severity=dg.AssetCheckSeverity.WARN,
+                              metadata=facts)
+    steady, facts = regression(float(best[metric]), previous, direction)
+    yield dg.AssetCheckResult(check_name="no_regression", passed=steady, severity=dg.AssetCheckSeverity.WARN,
+                              metadata={"metric": metric, **facts})
 
 
 def frame_hash(frame: pd.DataFrame) -> str:

@@ -1,10 +1,14 @@
 """`gan_checkpoints`: DCGAN training; checkpoints every N steps, a manifest and the loss history."""
 
+from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 import pyarrow as pa
 
+from gan_assets.core.config import ExperimentConfig
 from gan_assets.core.gallery import markdown_png
+from gan_assets.core.guards import d_domination, weights_are_finite
 from gan_assets.core.images import from_table, rows_by_id
 from gan_assets.core.plots import render_loss_curves_png
 from gan_assets.core.reference import from_table as reference_from_table
@@ -12,12 +16,19 @@ from gan_assets.core.trainer import FAKE_LABEL_WARNING, RunInputs, history_frame
 from gan_assets.experiment import ExperimentStore, config_metadata, experiments_partitions, load_config
 
 CODE_VERSION = "1"
+CHECKS = [
+    # blocking: a run with NaN/inf weights must not feed evaluation
+    dg.AssetCheckSpec("finite_weights", asset="gan_checkpoints", blocking=True,
+                      description="every tensor of every checkpoint is finite"),
+    dg.AssetCheckSpec("d_domination", asset="gan_checkpoints",
+                      description="D's loss near 0 for most late logged steps while G's loss rises"),
+]
 
 
 @dg.asset(partitions_def=experiments_partitions, code_version=CODE_VERSION, group_name="gan",
-          kinds={"pytorch", "safetensors"})
+          kinds={"pytorch", "safetensors"}, check_specs=CHECKS)
 def gan_checkpoints(context: dg.AssetExecutionContext, store: ExperimentStore, dataset: pa.Table,
-                    reference_batch: pa.Table) -> dg.Output[dict]:
+                    reference_batch: pa.Table):
     """Train (or resume) the run keyed by config + upstream data; the manifest lists its checkpoints."""
     config = load_config(context, store)
     data, reference = from_table(dataset), reference_from_table(reference_batch)
@@ -32,16 +43,28 @@ def gan_checkpoints(context: dg.AssetExecutionContext, store: ExperimentStore, d
     manifest = train_run(config, inputs, run_dir, log=context.log.info)
     manifest["run_dir"] = str(run_dir)
     history = history_frame(run_dir, manifest)
-    last = history.iloc[-1]
-    timing = manifest.get("timing", {})
-    return dg.Output(manifest, data_version=dg.DataVersion(manifest["checkpoints"][-1]["generator_sha256"]),
-                     metadata={
-                         "run_dir": dg.MetadataValue.path(str(run_dir)),
-                         "checkpoints": len(manifest["checkpoints"]),
-                         "steps_per_second": float(timing.get("steps_per_second", float("nan"))),
-                         "images_per_second": float(timing.get("images_per_second", float("nan"))),
-                         "device": manifest["device"],
-                         **{f"final_{name}": float(last[name]) for name in ("loss_d", "loss_g", "d_x", "d_g_z")},
-                         "loss_curves": dg.MetadataValue.md(markdown_png(render_loss_curves_png(history), "losses")),
-                         **config_metadata(config),
-                     })
+    yield dg.Output(manifest, data_version=dg.DataVersion(manifest["checkpoints"][-1]["generator_sha256"]),
+                    metadata=training_metadata(manifest, history, run_dir, config))
+    yield from training_checks(run_dir, manifest, history)
+
+
+def training_metadata(manifest: dict, history: pd.DataFrame, run_dir: Path, config: ExperimentConfig) -> dict:
+    last, timing = history.iloc[-1], manifest.get("timing", {})
+    return {
+        "run_dir": dg.MetadataValue.path(str(run_dir)),
+        "checkpoints": len(manifest["checkpoints"]),
+        "steps_per_second": float(timing.get("steps_per_second", float("nan"))),
+        "images_per_second": float(timing.get("images_per_second", float("nan"))),
+        "device": manifest["device"],
+        **{f"final_{name}": float(last[name]) for name in ("loss_d", "loss_g", "d_x", "d_g_z")},
+        "loss_curves": dg.MetadataValue.md(markdown_png(render_loss_curves_png(history), "losses")),
+        **config_metadata(config),
+    }
+
+
+def training_checks(run_dir: Path, manifest: dict, history: pd.DataFrame):
+    finite, facts = weights_are_finite(run_dir, manifest)
+    yield dg.AssetCheckResult(check_name="finite_weights", passed=finite, metadata=facts)
+    balanced, facts = d_domination(history)
+    yield dg.AssetCheckResult(check_name="d_domination", passed=balanced, severity=dg.AssetCheckSeverity.WARN,
+                              metadata=facts)

@@ -47,7 +47,9 @@ def upstream(store):
     data = dataset(context(), store=store)
     reference = reference_batch(context(), store=store, dataset=data.value)
     model_output, check = list(evaluator(context(), store=store, dataset=data.value))
-    checkpoints = gan_checkpoints(context(), store=store, dataset=data.value, reference_batch=reference.value)
+    checkpoints, *training_checks = gan_checkpoints(context(), store=store, dataset=data.value,
+                                                    reference_batch=reference.value)
+    assert {c.check_name: c.passed for c in training_checks} == {"finite_weights": True, "d_domination": True}
     return data, reference, model_output, check, checkpoints
 
 
@@ -92,9 +94,11 @@ def test_gan_checkpoints_asset_lists_its_checkpoints(upstream, storage_root):
 
 def test_scores_and_gallery_assets(upstream, store):
     data, reference, model_output, _, checkpoints = upstream
-    scores = checkpoint_scores(context(), store=store, gan_checkpoints=checkpoints.value,
-                               evaluator=model_output.value, dataset=data.value,
-                               reference_batch=reference.value)
+    scores, collapse, regression = checkpoint_scores(context(), store=store, gan_checkpoints=checkpoints.value,
+                                                     evaluator=model_output.value, dataset=data.value,
+                                                     reference_batch=reference.value)
+    assert collapse.check_name == "mode_collapse" and regression.check_name == "no_regression"
+    assert regression.passed  # nothing earlier to regress from
     table: pd.DataFrame = scores.value
     assert table["name"].tolist() == ["step_000010", "step_000020", "real_floor"]
     assert {"fd", "class_coverage", "class_kl", "precision", "recall"} <= set(table.columns)

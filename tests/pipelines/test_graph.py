@@ -70,8 +70,7 @@ def test_graph_writes_every_asset_to_disk(materialized):
 
 def test_evaluator_check_is_recorded(materialized):
     _, first, _ = materialized
-    [check] = first.get_asset_check_evaluations()
-    assert check.check_name == "accuracy_at_least_95"
+    check = checks_by_name(first)["accuracy_at_least_95"]
     assert check.passed == (check.metadata["held_out_accuracy"].value >= 0.95)
 
 
@@ -118,3 +117,33 @@ def test_run_command_rejects_bad_config_before_any_work(tmp_path, capsys):
     assert run_experiment.main([str(tmp_path / "bad.yaml")]) == 2
     assert "training.lr_g" in capsys.readouterr().err
     assert not (tmp_path / "store").exists()
+
+
+def checks_by_name(result: dg.ExecuteInProcessResult) -> dict:
+    return {c.check_name: c for c in result.get_asset_check_evaluations()}
+
+
+def test_regression_check_compares_with_the_previous_materialization(materialized):
+    _, first, second = materialized
+    assert checks_by_name(first)["no_regression"].metadata["previous"].value == "none"
+    check = checks_by_name(second)["no_regression"]
+    assert check.passed and check.metadata["relative_change"].value == pytest.approx(0.0)
+
+
+def test_failed_blocking_check_keeps_evaluation_from_running(tmp_path, monkeypatch):
+    import yaml
+
+    from tests.conftest import TINY_EXPERIMENT
+
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY_EXPERIMENT))
+    monkeypatch.setattr("gan_assets.gan_checkpoints.weights_are_finite",
+                        lambda run_dir, manifest: (False, {"non_finite_tensors": 1}))
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(experiments_partitions.name, ["tiny"])
+    job = build_definitions(tmp_path / "store", tmp_path).resolve_job_def("experiment")
+    result = job.execute_in_process(partition_key="tiny", instance=instance, raise_on_error=False)
+    assert not result.success
+    assert checks_by_name(result)["finite_weights"].passed is False
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert "gan_checkpoints" in materialized
+    assert not materialized & {"checkpoint_scores", "sample_gallery"}
