@@ -1,7 +1,6 @@
 """`checkpoint_scores`: every metric for every checkpoint, the real floor beside them, the best named."""
 
 
-import hashlib
 from pathlib import Path
 
 import dagster as dg
@@ -12,8 +11,8 @@ from gan_assets.core.evaluator import Classifier
 from gan_assets.core.guards import mode_collapse, regression
 from gan_assets.core.images import from_table
 from gan_assets.core.reference import from_table as reference_from_table
-from gan_assets.core.scoring import best_row, score_checkpoints
-from gan_assets.experiment import ExperimentStore, config_metadata, experiments_partitions, load_config
+from gan_assets.core.scoring import best_row, frame_hash, score_checkpoints
+from gan_assets.experiment import ExperimentStore, config_deps, config_metadata, experiments_partitions, load_config
 
 
 CHECKS = [
@@ -24,7 +23,8 @@ CHECKS = [
 ]
 
 
-@dg.asset(partitions_def=experiments_partitions, code_version="1", group_name="gan", kinds={"parquet"},
+@dg.asset(partitions_def=experiments_partitions, deps=config_deps("checkpoint_scores"),
+          code_version="1", group_name="gan", kinds={"parquet"},
           check_specs=CHECKS)
 def checkpoint_scores(context: dg.AssetExecutionContext, store: ExperimentStore, gan_checkpoints: dict,
                       evaluator: Classifier, dataset: pa.Table, reference_batch: pa.Table):
@@ -67,7 +67,3 @@ def score_checks(best: pd.Series, floor: pd.Series, previous: float | None, metr
     steady, facts = regression(float(best[metric]), previous, direction)
     yield dg.AssetCheckResult(check_name="no_regression", passed=steady, severity=dg.AssetCheckSeverity.WARN,
                               metadata={"metric": metric, **facts})
-
-
-def frame_hash(frame: pd.DataFrame) -> str:
-    return hashlib.sha256(frame.to_json(orient="split", double_precision=15).encode()).hexdigest()

@@ -8,12 +8,13 @@ import pyarrow as pa
 
 from gan_assets.core.evaluator import Classifier, accuracy, train_classifier
 from gan_assets.core.images import from_table
-from gan_assets.experiment import ExperimentStore, config_metadata, experiments_partitions, load_config
+from gan_assets.experiment import ExperimentStore, config_deps, config_metadata, experiments_partitions, load_config
 
 MIN_ACCURACY = 0.95  # below this, class coverage and class KL measure the classifier, not the GAN
 
 
-@dg.asset(partitions_def=experiments_partitions, code_version="1", group_name="gan", kinds={"pytorch"},
+@dg.asset(partitions_def=experiments_partitions, deps=config_deps("evaluator"),
+          code_version="1", group_name="gan", kinds={"pytorch"},
           check_specs=[dg.AssetCheckSpec("accuracy_at_least_95", asset="evaluator",
                                          description=f"held-out accuracy ≥ {MIN_ACCURACY:.0%}")])
 def evaluator(context: dg.AssetExecutionContext, store: ExperimentStore, dataset: pa.Table):

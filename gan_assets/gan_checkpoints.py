@@ -13,7 +13,7 @@ from gan_assets.core.images import from_table, rows_by_id
 from gan_assets.core.plots import render_loss_curves_png
 from gan_assets.core.reference import from_table as reference_from_table
 from gan_assets.core.trainer import FAKE_LABEL_WARNING, RunInputs, history_frame, run_key, train_run
-from gan_assets.experiment import ExperimentStore, config_metadata, experiments_partitions, load_config
+from gan_assets.experiment import ExperimentStore, config_deps, config_metadata, experiments_partitions, load_config
 
 CODE_VERSION = "1"
 CHECKS = [
@@ -25,7 +25,8 @@ CHECKS = [
 ]
 
 
-@dg.asset(partitions_def=experiments_partitions, code_version=CODE_VERSION, group_name="gan",
+@dg.asset(partitions_def=experiments_partitions, deps=config_deps("gan_checkpoints"),
+          code_version=CODE_VERSION, group_name="gan",
           kinds={"pytorch", "safetensors"}, check_specs=CHECKS)
 def gan_checkpoints(context: dg.AssetExecutionContext, store: ExperimentStore, dataset: pa.Table,
                     reference_batch: pa.Table):

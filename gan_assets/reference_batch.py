@@ -7,10 +7,11 @@ import pyarrow as pa
 from gan_assets.core.gallery import grid_array, markdown_image, uint8_to_signed
 from gan_assets.core.images import from_table, rows_by_id
 from gan_assets.core.reference import select_reference, to_table
-from gan_assets.experiment import ExperimentStore, config_metadata, experiments_partitions, load_config
+from gan_assets.experiment import ExperimentStore, config_deps, config_metadata, experiments_partitions, load_config
 
 
-@dg.asset(partitions_def=experiments_partitions, code_version="1", group_name="gan", kinds={"parquet"})
+@dg.asset(partitions_def=experiments_partitions, deps=config_deps("reference_batch"),
+          code_version="1", group_name="gan", kinds={"parquet"})
 def reference_batch(context: dg.AssetExecutionContext, store: ExperimentStore,
                     dataset: pa.Table) -> dg.Output[pa.Table]:
     """Chosen once with the experiment's seed and never replaced: D's and G's reference batches."""

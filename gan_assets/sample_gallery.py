@@ -11,10 +11,11 @@ from gan_assets.core.gallery import markdown_image
 from gan_assets.core.reference import from_table as reference_from_table
 from gan_assets.core.samples import render_gallery
 from gan_assets.core.scoring import best_row
-from gan_assets.experiment import ExperimentStore, config_metadata, experiments_partitions, load_config
+from gan_assets.experiment import ExperimentStore, config_deps, config_metadata, experiments_partitions, load_config
 
 
-@dg.asset(partitions_def=experiments_partitions, code_version="1", group_name="gan", kinds={"png"})
+@dg.asset(partitions_def=experiments_partitions, deps=config_deps("sample_gallery"),
+          code_version="1", group_name="gan", kinds={"png"})
 def sample_gallery(context: dg.AssetExecutionContext, store: ExperimentStore, gan_checkpoints: dict,
                    reference_batch: pa.Table, checkpoint_scores: pd.DataFrame) -> dg.Output[dict]:
     """The best checkpoint's grid inline, every checkpoint's grid and the progress strip on disk."""

@@ -13,13 +13,16 @@ from pathlib import Path
 import dagster as dg
 
 from gan_assets.checkpoint_scores import checkpoint_scores
+from gan_assets.config_sources import config_sources
 from gan_assets.dataset import dataset
 from gan_assets.evaluator import evaluator
 from gan_assets.experiment import ExperimentStore
 from gan_assets.gan_checkpoints import gan_checkpoints
+from gan_assets.leaderboard import leaderboard
 from gan_assets.reference_batch import reference_batch
 from gan_assets.sample_gallery import sample_gallery
 from gan_assets.tutorial import cost_response_curves, divergence_fits
+from pipelines.automation import automated, automation_sensor
 from pipelines.io_manager import ExperimentIOManager
 from pipelines.sensors import experiment_files_sensor
 
@@ -31,14 +34,16 @@ GAN_ASSETS = [dataset, reference_batch, evaluator, gan_checkpoints, checkpoint_s
 
 # The whole graph for one experiment: what `make run` and "Materialize all" execute.
 experiment_job = dg.define_asset_job("experiment", selection=dg.AssetSelection.assets(*GAN_ASSETS))
+# Reads every experiment file's sections; automation also re-observes them every minute.
+observe_config_job = dg.define_asset_job("observe_config", selection=dg.AssetSelection.assets(*[s.key for s in config_sources]))
 
 
 def build_definitions(storage_root: str | Path, experiments_dir: str | Path) -> dg.Definitions:
     store = ExperimentStore(experiments_dir=str(experiments_dir), storage_root=str(storage_root))
     return dg.Definitions(
-        assets=[*GAN_ASSETS, cost_response_curves, divergence_fits],
-        jobs=[experiment_job],
-        sensors=[experiment_files_sensor],
+        assets=[*config_sources, *automated([*GAN_ASSETS, leaderboard]), cost_response_curves, divergence_fits],
+        jobs=[experiment_job, observe_config_job],
+        sensors=[experiment_files_sensor, automation_sensor],
         resources={"store": store, "io_manager": ExperimentIOManager(root=str(storage_root))},
     )
 

@@ -47,10 +47,18 @@ class ExperimentIOManager(dg.ConfigurableIOManager):
         context.add_output_metadata({"path": dg.MetadataValue.path(str(self._stored(base)))})
 
     def load_input(self, context: dg.InputContext) -> Any:
-        path = self._stored(self._base(context))
+        if context.has_asset_partitions and not context.has_partition_key:
+            # an unpartitioned asset reading every experiment (the leaderboard): {partition: value}
+            root = Path(self.root) / "experiments"
+            name = context.asset_key.path[-1]
+            return {key: self._load(context, self._stored(root / key / name)) for key in context.asset_partition_keys}
+        return self._load(context, self._stored(self._base(context)))
+
+    def _load(self, context: dg.InputContext, path: Path) -> Any:
         if path.suffix == ".parquet":
             table = pq.read_table(path)
-            return table.to_pandas() if context.dagster_type.typing_type is pd.DataFrame else table
+            wants_table = context.dagster_type.typing_type is pa.Table
+            return table if wants_table else table.to_pandas()
         if path.suffix == ".json":
             return json.loads(path.read_text())
         return _load_classifier(path)

@@ -3,6 +3,11 @@
 One row per image: `id`, `label`, `split`, `pixels` (fixed-size binary, uint8 C×H×W in row-major
 order). The shape, the source and the class names travel in the schema metadata, so a table is
 self-describing and decodes bit for bit without any side file.
+
+2-D sources (ring8, grid25) are a `PointSet`: the same row fields with float32 `x`, `y` columns
+instead of `pixels`, and `kind: points` in the schema metadata. A separate type rather than an
+ImageSet with N×2 "images", so image code (networks, galleries, the evaluator) never receives points
+by accident: `from_table` refuses a points table, `decode_table` returns whichever the table holds.
 """
 
 from __future__ import annotations
@@ -49,26 +54,64 @@ class ImageSet:
         """sha256 of everything a downstream stage can see: re-ingesting identical data gives the same hash."""
         digest = hashlib.sha256()
         digest.update(json.dumps([self.shape, self.source, list(self.class_names)]).encode())
-        for array in (self.ids.astype("<i8"), self.labels.astype("<i8"), self.images):
-            digest.update(np.ascontiguousarray(array).tobytes())
-        digest.update("\n".join(self.split.tolist()).encode())
+        _hash_rows(digest, self.ids, self.labels, self.images, self.split)
         return digest.hexdigest()
 
 
-def to_table(data: ImageSet) -> pa.Table:
-    c, h, w = data.shape
-    pixels = _pixels_array(data.images, c * h * w)
-    schema_meta = {
-        "shape": json.dumps([c, h, w]),
-        "source": data.source,
-        "class_names": json.dumps(list(data.class_names)),
-        **data.extra,
-    }
+@dataclass(frozen=True)
+class PointSet:
+    """2-D examples with mode labels; `extra` carries what metrics need (mode_centers, mode_std as JSON)."""
+
+    points: np.ndarray  # (N, 2) float32 coordinates
+    labels: np.ndarray  # (N,) int64 mode index
+    split: np.ndarray  # (N,) str, one of SPLITS
+    ids: np.ndarray  # (N,) int64
+    source: str
+    class_names: tuple[str, ...]
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        assert self.points.dtype == np.float32 and self.points.ndim == 2 and self.points.shape[1] == 2
+        assert len(self.labels) == len(self.split) == len(self.ids) == len(self.points)
+
+    @property
+    def shape(self) -> tuple[int]:
+        return (2,)
+
+    def subset(self, split: str) -> PointSet:
+        keep = self.split == split
+        return PointSet(self.points[keep], self.labels[keep], self.split[keep], self.ids[keep],
+                        self.source, self.class_names, self.extra)
+
+    def content_hash(self) -> str:
+        """As ImageSet's, over the float32 coordinates; the `points` tag keeps the two kinds apart."""
+        digest = hashlib.sha256()
+        digest.update(json.dumps(["points", self.source, list(self.class_names)]).encode())
+        _hash_rows(digest, self.ids, self.labels, self.points.astype("<f4"), self.split)
+        return digest.hexdigest()
+
+
+def _hash_rows(digest, ids: np.ndarray, labels: np.ndarray, values: np.ndarray, split: np.ndarray) -> None:
+    # The array itself goes to sha256 (buffer protocol): no bytes copy of a dataset-sized block.
+    for array in (ids.astype("<i8"), labels.astype("<i8"), values):
+        digest.update(np.ascontiguousarray(array).reshape(-1).view(np.uint8))
+    digest.update("\n".join(split.tolist()).encode())
+
+
+def to_table(data: ImageSet | PointSet) -> pa.Table:
+    if isinstance(data, PointSet):
+        values = {"x": pa.array(data.points[:, 0]), "y": pa.array(data.points[:, 1])}
+        kind = {"kind": "points"}
+    else:
+        c, h, w = data.shape
+        values = {"pixels": _pixels_array(data.images, c * h * w)}
+        kind = {"shape": json.dumps([c, h, w])}
+    schema_meta = {**kind, "source": data.source, "class_names": json.dumps(list(data.class_names)), **data.extra}
     table = pa.table({
         "id": pa.array(data.ids, type=pa.int64()),
         "label": pa.array(data.labels, type=pa.int16()),
         "split": pa.array(data.split.tolist(), type=pa.string()).dictionary_encode(),
-        "pixels": pixels,
+        **values,
     })
     return table.replace_schema_metadata(schema_meta)
 
@@ -80,23 +123,56 @@ def _pixels_array(images: np.ndarray, width: int) -> pa.FixedSizeBinaryArray:
 
 
 def from_table(table: pa.Table) -> ImageSet:
-    meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
+    meta = _schema_meta(table)
+    if meta.get("kind") == "points":
+        raise TypeError(f"this table holds 2-D points of {meta.get('source')!r}, not images: use decode_table "
+                        "or points_from_table")
     shape = json.loads(meta.pop("shape"))
     source = meta.pop("source")
     class_names = tuple(json.loads(meta.pop("class_names")))
-    pixels = table.column("pixels").combine_chunks()
-    buffer = pixels.buffers()[1]
-    flat = np.frombuffer(buffer, dtype=np.uint8, count=len(pixels) * int(np.prod(shape)),
-                         offset=pixels.offset * int(np.prod(shape)))
-    return ImageSet(
-        images=flat.reshape(len(pixels), *shape).copy(),
-        labels=table.column("label").to_numpy().astype(np.int64),
-        split=np.asarray(table.column("split").cast(pa.string()).to_pylist(), dtype=object).astype(str),
-        ids=table.column("id").to_numpy().astype(np.int64),
-        source=source,
-        class_names=class_names,
-        extra=meta,
-    )
+    return ImageSet(_decode_pixels(table.column("pixels"), tuple(shape)), *_row_fields(table), source=source,
+                    class_names=class_names, extra=meta)
+
+
+def points_from_table(table: pa.Table) -> PointSet:
+    meta = _schema_meta(table)
+    if meta.pop("kind", None) != "points":
+        raise TypeError("this table holds images, not 2-D points: use decode_table or from_table")
+    source = meta.pop("source")
+    class_names = tuple(json.loads(meta.pop("class_names")))
+    points = np.stack([table.column(c).to_numpy() for c in ("x", "y")], axis=1).astype(np.float32)
+    return PointSet(points, *_row_fields(table), source=source, class_names=class_names, extra=meta)
+
+
+def decode_table(table: pa.Table) -> ImageSet | PointSet:
+    """Whichever kind the table holds (stages that accept both, e.g. the dataset's own checks)."""
+    return points_from_table(table) if _schema_meta(table).get("kind") == "points" else from_table(table)
+
+
+def _schema_meta(table: pa.Table) -> dict[str, str]:
+    return {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
+
+
+def _row_fields(table: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """labels, split, ids: the columns both kinds share."""
+    split = np.asarray(table.column("split").cast(pa.string()).to_pylist(), dtype=object).astype(str)
+    return (table.column("label").to_numpy().astype(np.int64), split,
+            table.column("id").to_numpy().astype(np.int64))
+
+
+def _decode_pixels(pixels: pa.ChunkedArray, shape: tuple[int, ...]) -> np.ndarray:
+    """Copy chunk by chunk into one block: the table plus the images, never a third combined copy."""
+    width = int(np.prod(shape))
+    images = np.empty((len(pixels), *shape), dtype=np.uint8)
+    flat, row = images.reshape(len(pixels), width), 0
+    for chunk in pixels.chunks:
+        n = len(chunk)
+        if n == 0:
+            continue
+        values = np.frombuffer(chunk.buffers()[1], dtype=np.uint8, count=n * width, offset=chunk.offset * width)
+        flat[row:row + n] = values.reshape(n, width)
+        row += n
+    return images
 
 
 def write_parquet_atomic(table: pa.Table, path: Path) -> None:

@@ -6,6 +6,7 @@ number is read beside what real data scores. Only the checkpoints a manifest nam
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -73,3 +74,8 @@ def best_row(scores: pd.DataFrame, metric: str, direction: str) -> pd.Series:
     values = candidates[metric].to_numpy(dtype=np.float64)
     pick = np.nanargmin(values) if direction == "min" else np.nanargmax(values)
     return candidates.iloc[int(pick)]
+
+
+def frame_hash(frame: pd.DataFrame) -> str:
+    """sha256 of a table's values: the data version of score tables."""
+    return hashlib.sha256(frame.to_json(orient="split", double_precision=15).encode()).hexdigest()

@@ -1,0 +1,62 @@
+"""Each section of every experiment YAML as an observable source asset (`config/<section>`).
+
+Observing a section hashes its *effective* value (defaults applied, key order and formatting
+ignored) into the partition's data version and writes that value to a content-addressed snapshot.
+Assets depend only on the sections they read, so an edit makes exactly those assets stale, and
+`load_config` reads the snapshot Dagster observed, never whatever the file holds by then.
+"""
+
+import json
+from pathlib import Path
+
+import dagster as dg
+
+from gan_assets.core.config import SECTIONS, ConfigError, ExperimentConfig, load_experiment, section_hash
+from gan_assets.experiment import ExperimentStore, config_key, experiments_partitions
+
+CONFIG_SECTIONS = ("seed", *SECTIONS)  # the top-level seed is a section of its own
+OBSERVE_EVERY = "* * * * *"  # re-read the YAML files every minute while automation runs
+
+
+def section_value(config: ExperimentConfig, section: str):
+    value = getattr(config, section)
+    return value if section == "seed" else value.model_dump(mode="json")
+
+
+def snapshot_path(store: ExperimentStore, section: str, version: str) -> Path:
+    return Path(store.storage_root) / "config_snapshots" / section / f"{version}.json"
+
+
+def observe_section(store: ExperimentStore, section: str, log) -> dict[str, str]:
+    """Data version of `section` for every valid experiment file, each backed by a snapshot."""
+    versions = {}
+    for key in store.experiment_keys():
+        try:
+            config = load_experiment(store.experiment_file(key))
+        except ConfigError as err:  # one broken file must not hide the others' changes
+            log.error(f"not observing {key}: {err}")
+            continue
+        value = section_value(config, section)
+        version = section_hash(value)
+        path = snapshot_path(store, section, version)
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(value, sort_keys=True))
+        versions[key] = version
+    return versions
+
+
+def _config_source(section: str) -> dg.SourceAsset:
+    @dg.observable_source_asset(
+        key=config_key(section), partitions_def=experiments_partitions, group_name="config",
+        required_resource_keys={"store"},
+        automation_condition=dg.AutomationCondition.cron_tick_passed(OBSERVE_EVERY),
+        description=f"The `{section}` section of each experiment YAML; data version = hash of its effective value.",
+    )
+    def observe(context) -> dg.DataVersionsByPartition:
+        return dg.DataVersionsByPartition(observe_section(context.resources.store, section, context.log))
+
+    return observe
+
+
+config_sources = [_config_source(section) for section in CONFIG_SECTIONS]

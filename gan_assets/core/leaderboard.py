@@ -1,0 +1,48 @@
+"""Every experiment's best checkpoint side by side, with the config that tells them apart."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+
+def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"training": {"steps": 5}} → {"training.steps": 5}; lists become strings so they compare."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = ",".join(map(str, value)) if isinstance(value, list) else value
+    return flat
+
+
+def config_differences(configs: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """One row per experiment, one column per config field whose value is not the same everywhere."""
+    frame = pd.DataFrame({name: flatten(config) for name, config in configs.items()}).T
+    varying = [c for c in frame.columns if frame[c].astype(str).nunique() > 1]
+    return frame[varying]
+
+
+def best_of(scores: pd.DataFrame, metric: str, direction: str) -> pd.Series:
+    candidates = scores[scores["name"] != "real_floor"]
+    index = candidates[metric].idxmin() if direction == "min" else candidates[metric].idxmax()
+    return candidates.loc[index]
+
+
+def build_leaderboard(scores: dict[str, pd.DataFrame], configs: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """Best row of each experiment (by its own best metric), its real floor, and what differs in config."""
+    rows = []
+    for name in sorted(scores):
+        evaluation = configs[name]["evaluation"]
+        best = best_of(scores[name], evaluation["best_metric"], evaluation["best_direction"])
+        floor = scores[name].set_index("name").loc["real_floor"]
+        metrics = {c: best[c] for c in best.index if c not in ("name", "step")}
+        rows.append({"experiment": name, "best_checkpoint": best["name"], "step": int(best["step"]),
+                     "ranked_by": evaluation["best_metric"], **metrics,
+                     **{f"real_floor_{c}": floor[c] for c in metrics}})
+    table = pd.DataFrame(rows).set_index("experiment")
+    differences = config_differences(configs).add_prefix("config.")
+    return table.join(differences).reset_index()
