@@ -14,7 +14,6 @@ from gan_assets.core.reference import from_table as reference_from_table
 from gan_assets.core.scoring import best_row, frame_hash, score_checkpoints
 from gan_assets.experiment import ExperimentStore, config_deps, config_metadata, experiments_partitions, load_config
 
-
 CHECKS = [
     dg.AssetCheckSpec("mode_collapse", asset="checkpoint_scores",
                       description="best checkpoint's class coverage or recall far below the real floor"),

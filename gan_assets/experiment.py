@@ -76,6 +76,16 @@ def load_config(context: dg.AssetExecutionContext, store: ExperimentStore) -> Ex
     return load_experiment(store.experiment_file(context.partition_key))
 
 
+def observed_versions(context: dg.AssetExecutionContext, asset: str) -> dict[str, str | None]:
+    """The observed version of each config section `asset` reads, for its metadata.
+
+    Dagster's own input-version tags do not resolve partitions of observed sources, so the versions
+    a materialization was computed from are recorded here, where the retrain schedule compares them.
+    """
+    return {section: observed_version(context.instance, config_key(section), context.partition_key)
+            for section in SECTIONS_READ[asset]}
+
+
 def observed_version(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str) -> str | None:
     record = instance.get_latest_data_version_record(key, is_source=True, partition_key=partition)
     if record is None or record.asset_observation is None:

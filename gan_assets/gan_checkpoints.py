@@ -13,7 +13,14 @@ from gan_assets.core.images import from_table, rows_by_id
 from gan_assets.core.plots import render_loss_curves_png
 from gan_assets.core.reference import from_table as reference_from_table
 from gan_assets.core.trainer import FAKE_LABEL_WARNING, RunInputs, history_frame, run_key, train_run
-from gan_assets.experiment import ExperimentStore, config_deps, config_metadata, experiments_partitions, load_config
+from gan_assets.experiment import (
+    ExperimentStore,
+    config_deps,
+    config_metadata,
+    experiments_partitions,
+    load_config,
+    observed_versions,
+)
 
 CODE_VERSION = "1"
 CHECKS = [
@@ -25,16 +32,25 @@ CHECKS = [
 ]
 
 
+class TrainingRun(dg.Config):
+    """One-off launch options; they never change what the asset depends on."""
+
+    fresh_run: bool = False  # train from scratch in a new run directory instead of resuming
+
+
+# Two trainings never share one accelerator: limit the `gpu` pool (see the README).
 @dg.asset(partitions_def=experiments_partitions, deps=config_deps("gan_checkpoints"),
-          code_version=CODE_VERSION, group_name="gan",
+          code_version=CODE_VERSION, group_name="gan", pool="gpu",
           kinds={"pytorch", "safetensors"}, check_specs=CHECKS)
-def gan_checkpoints(context: dg.AssetExecutionContext, store: ExperimentStore, dataset: pa.Table,
-                    reference_batch: pa.Table):
+def gan_checkpoints(context: dg.AssetExecutionContext, config: TrainingRun, store: ExperimentStore,
+                    dataset: pa.Table, reference_batch: pa.Table):
     """Train (or resume) the run keyed by config + upstream data; the manifest lists its checkpoints."""
-    config = load_config(context, store)
+    run_options, config = config, load_config(context, store)
     data, reference = from_table(dataset), reference_from_table(reference_batch)
-    key = run_key(config, {"dataset": data.content_hash(), "reference_batch": reference.content_hash()},
-                  CODE_VERSION)
+    upstream = {"dataset": data.content_hash(), "reference_batch": reference.content_hash()}
+    key = run_key(config, upstream, CODE_VERSION)
+    if run_options.fresh_run:  # a retry of this Dagster run still resumes its own fresh directory
+        key = f"{key}-fresh-{context.run_id[:8]}"
     run_dir = (store.output_dir(context.partition_key) / "runs" / key).resolve()
     if config.training.fake_label > 0:
         context.log.warning(FAKE_LABEL_WARNING.format(beta=config.training.fake_label))
@@ -44,8 +60,11 @@ def gan_checkpoints(context: dg.AssetExecutionContext, store: ExperimentStore, d
     manifest = train_run(config, inputs, run_dir, log=context.log.info)
     manifest["run_dir"] = str(run_dir)
     history = history_frame(run_dir, manifest)
+    # what this training was computed from, for the retrain schedule's staleness test
+    inputs = {f"config/{k}": v for k, v in observed_versions(context, "gan_checkpoints").items()} | upstream
+    metadata = {**training_metadata(manifest, history, run_dir, config), "input_versions": dg.MetadataValue.json(inputs)}
     yield dg.Output(manifest, data_version=dg.DataVersion(manifest["checkpoints"][-1]["generator_sha256"]),
-                    metadata=training_metadata(manifest, history, run_dir, config))
+                    metadata=metadata)
     yield from training_checks(run_dir, manifest, history)
 
 

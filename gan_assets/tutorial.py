@@ -5,10 +5,12 @@ import dagster as dg
 from gan_assets.core.gallery import markdown_png
 from gan_assets.core.tutorial_figures import (
     GaussianMixture1D,
-    cost_response_curves as compute_cost_response_curves,
     fit_gaussian_to_mixture,
     render_cost_response_png,
     render_divergence_fits_png,
+)
+from gan_assets.core.tutorial_figures import (
+    cost_response_curves as compute_cost_response_curves,
 )
 
 

@@ -1,7 +1,7 @@
 """`python -m pipelines.run_experiment experiments/<name>.yaml`: the whole graph for one experiment.
 
-Registers the file as a partition, materializes every asset into the persistent instance (so the
-run shows up in `make ui`), and prints one JSON line that sums the result up.
+Registers the file as a partition, observes its config sections, materializes every asset into the
+persistent instance (so the run shows up in `make ui`), and prints one JSON line that sums it up.
 """
 
 from __future__ import annotations
@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     defs = build_definitions(STORAGE_ROOT, args.experiment.resolve().parent)
     with dg.DagsterInstance.get() as instance:
         register(instance, key)
+        # observe the config sections first: the assets read the snapshots this records
+        defs.resolve_job_def("observe_config").execute_in_process(instance=instance)
         result = defs.resolve_job_def("experiment").execute_in_process(partition_key=key, instance=instance)
     print(json.dumps(summary(result, key)))
     return 0

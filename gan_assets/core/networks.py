@@ -25,7 +25,6 @@ from torch import Tensor, nn
 
 from gan_assets.core.norms import make_norm, set_reference_rows, uses_reference
 
-
 # MNIST's 28×28 is made at 32×32: D pads its input with background (−1), G crops its output.
 PADDED_SIZES = {28: 32}
 

@@ -13,7 +13,7 @@ from gan_assets.core.reference import from_table as reference_from_table
 from gan_assets.dataset import dataset
 from gan_assets.evaluator import evaluator
 from gan_assets.experiment import ExperimentStore
-from gan_assets.gan_checkpoints import gan_checkpoints
+from gan_assets.gan_checkpoints import TrainingRun, gan_checkpoints
 from gan_assets.reference_batch import reference_batch
 from gan_assets.sample_gallery import sample_gallery
 from tests.conftest import TINY_EXPERIMENT
@@ -47,7 +47,7 @@ def upstream(store):
     data = dataset(context(), store=store)
     reference = reference_batch(context(), store=store, dataset=data.value)
     model_output, check = list(evaluator(context(), store=store, dataset=data.value))
-    checkpoints, *training_checks = gan_checkpoints(context(), store=store, dataset=data.value,
+    checkpoints, *training_checks = gan_checkpoints(context(), config=TrainingRun(), store=store, dataset=data.value,
                                                     reference_batch=reference.value)
     assert {c.check_name: c.passed for c in training_checks} == {"finite_weights": True, "d_domination": True}
     return data, reference, model_output, check, checkpoints

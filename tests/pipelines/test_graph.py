@@ -19,7 +19,16 @@ ASSET_FILES = {"dataset": "parquet", "reference_batch": "parquet", "evaluator": 
 def test_definitions_load():
     dg.Definitions.validate_loadable(defs)
     keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
-    assert keys == set(ASSET_FILES) | {"cost_response_curves", "divergence_fits"}
+    sections = {"seed", "dataset", "reference_batch", "model", "training", "evaluator", "evaluation", "gallery"}
+    assert keys == set(ASSET_FILES) | {"leaderboard", "cost_response_curves", "divergence_fits"} | {
+        f"config/{section}" for section in sections}
+    graph = defs.resolve_asset_graph()
+    parents = {k.to_user_string(): {p.to_user_string() for p in graph.get(k).parent_keys} for k in graph.get_all_asset_keys()}
+    assert parents["gan_checkpoints"] == {"dataset", "reference_batch", "config/model", "config/training", "config/seed"}
+    assert parents["sample_gallery"] == {"gan_checkpoints", "reference_batch", "checkpoint_scores", "config/gallery",
+                                         "config/evaluation"}
+    assert defs.resolve_sensor_def("automation").default_status == dg.DefaultSensorStatus.RUNNING
+    assert defs.resolve_schedule_def("weekly_retrain").default_status == dg.DefaultScheduleStatus.RUNNING
     assert defs.resolve_job_def("experiment") is not None
     for asset in GAN_ASSETS:
         assert all(v is not None for v in asset.code_versions_by_key.values())  # explicit code versions

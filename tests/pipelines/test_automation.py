@@ -1,0 +1,121 @@
+"""Edit an experiment and exactly the stages that read what changed run again (no daemon needed).
+
+Each step edits the YAML, then `settle()` observes the files, ticks the automation conditions with
+the cursor threaded through, materializes what each tick requests, and repeats until quiet.
+"""
+
+import copy
+
+import dagster as dg
+import pytest
+import yaml
+
+from gan_assets.experiment import ExperimentStore, experiments_partitions
+from pipelines.sensors import experiment_files_sensor
+from tests.conftest import TINY_EXPERIMENT
+from tests.pipelines.automation_harness import AutomationHarness
+
+EVERYTHING = {"dataset", "reference_batch", "evaluator", "gan_checkpoints", "checkpoint_scores", "sample_gallery"}
+TRAINING_AND_AFTER = {"gan_checkpoints", "checkpoint_scores", "sample_gallery"}
+
+
+def ran(settled: dict) -> dict:
+    """{partition: set of assets}; the unpartitioned leaderboard appears under "leaderboard"."""
+    return {("leaderboard" if partition is None else partition): set(keys) for partition, keys in settled.items()}
+
+
+class Experiment:
+    def __init__(self, folder, name, raw):
+        self.path, self.raw = folder / f"{name}.yaml", copy.deepcopy(raw)
+        self.save()
+
+    def save(self, text: str | None = None):
+        self.path.write_text(text if text is not None else yaml.safe_dump(self.raw))
+
+    def edit(self, section: str, field: str, value):
+        self.raw.setdefault(section, {})[field] = value
+        self.save()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("automation")
+    (root / "experiments").mkdir()
+    experiment = Experiment(root / "experiments", "tiny", TINY_EXPERIMENT)
+    harness = AutomationHarness(root / "store", root / "experiments", dg.DagsterInstance.ephemeral())
+    harness.add_experiment("tiny")
+    first = ran(harness.settle())
+    return harness, experiment, first, root
+
+
+def test_a_new_experiment_runs_everything(world):
+    _, _, first, _ = world
+    assert first == {"tiny": EVERYTHING, "leaderboard": {"leaderboard"}}
+
+
+def test_saving_unchanged_or_reformatted_reruns_nothing(world):
+    harness, experiment, _, _ = world
+    experiment.save()
+    assert harness.settle() == {}
+    # same effective values: a comment, reversed key order, flow style and an explicit default
+    same = copy.deepcopy(experiment.raw)
+    same["training"]["lr_g"] = 2e-4
+    experiment.save("# reformatted\n" + yaml.safe_dump(dict(reversed(list(same.items()))), default_flow_style=True))
+    assert harness.settle() == {}
+    experiment.save()
+
+
+def test_training_edit_reruns_training_evaluation_gallery_and_leaderboard(world):
+    harness, experiment, _, _ = world
+    experiment.edit("training", "steps", 30)
+    assert ran(harness.settle()) == {"tiny": TRAINING_AND_AFTER, "leaderboard": {"leaderboard"}}
+
+
+def test_gallery_edit_reruns_only_the_gallery(world):
+    harness, experiment, _, _ = world
+    experiment.edit("gallery", "grid_size", 3)
+    assert ran(harness.settle()) == {"tiny": {"sample_gallery"}}
+
+
+def test_reingesting_identical_data_reruns_nothing(world):
+    harness, _, _, _ = world
+    harness.materialize({"tiny": {"dataset"}})
+    assert harness.settle() == {}
+
+
+def test_reverting_is_a_change_too(world):
+    harness, experiment, _, _ = world
+    for steps in (20, 30):  # A → B → A
+        experiment.edit("training", "steps", steps)
+        assert ran(harness.settle()) == {"tiny": TRAINING_AND_AFTER, "leaderboard": {"leaderboard"}}
+
+
+def test_dataset_edit_reruns_everything(world):
+    harness, experiment, _, _ = world
+    experiment.edit("dataset", "held_out_fraction", 0.25)
+    assert ran(harness.settle()) == {"tiny": EVERYTHING, "leaderboard": {"leaderboard"}}
+
+
+def apply_sensor(harness: AutomationHarness, root) -> None:
+    """Run the experiment-files sensor and apply its partition requests, as the daemon would."""
+    context = dg.build_sensor_context(instance=harness.instance, resources={
+        "store": ExperimentStore(experiments_dir=str(root / "experiments"), storage_root=str(root / "store"))})
+    result = experiment_files_sensor(context)
+    for request in result.dynamic_partitions_requests or []:
+        if isinstance(request, dg.AddDynamicPartitionsRequest):
+            harness.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+        else:
+            for key in request.partition_keys:
+                harness.instance.delete_dynamic_partition(request.partitions_def_name, key)
+
+
+def test_new_files_become_partitions_and_run_and_deleted_ones_leave(world):
+    harness, _, _, root = world
+    second = Experiment(root / "experiments", "tiny-minimax", TINY_EXPERIMENT)
+    second.edit("training", "generator_loss", "minimax")
+    apply_sensor(harness, root)
+    assert ran(harness.settle()) == {"tiny-minimax": EVERYTHING, "leaderboard": {"leaderboard"}}
+    second.path.unlink()
+    apply_sensor(harness, root)
+    assert harness.instance.get_dynamic_partitions(experiments_partitions.name) == ["tiny"]
+    assert (root / "store" / "experiments" / "tiny-minimax" / "checkpoint_scores.parquet").is_file()  # kept
