@@ -5,7 +5,9 @@ PY := $(VENV)/bin/python
 EXPERIMENT ?= experiments/digits-dcgan.yaml
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 
-.PHONY: install run test ui clean-data
+THREE_GAMES := experiments/digits-dcgan.yaml experiments/digits-minimax.yaml experiments/digits-maximum-likelihood.yaml
+
+.PHONY: install run compare test ui bench clean-data
 
 # The stamp is rebuilt when pyproject.toml changes; torch/torchvision come from this machine's disk.
 $(VENV)/.installed: pyproject.toml
@@ -22,6 +24,15 @@ $(DAGSTER_HOME)/dagster.yaml: pipelines/dagster.yaml
 
 run: install $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m pipelines.run_experiment $(EXPERIMENT)
+
+# The tutorial's three generator costs on digits, then the leaderboard that compares them.
+compare: install $(DAGSTER_HOME)/dagster.yaml
+	$(PY) -m pipelines.run_experiment $(THREE_GAMES) --leaderboard
+
+bench: install
+	OPENBLAS_NUM_THREADS=1 $(PY) benchmarks/bench_training.py
+	OPENBLAS_NUM_THREADS=1 $(PY) benchmarks/bench_metrics.py
+	$(PY) benchmarks/bench_ingest.py
 
 test: install
 	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -q

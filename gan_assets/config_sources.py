@@ -27,10 +27,10 @@ def snapshot_path(store: ExperimentStore, section: str, version: str) -> Path:
     return Path(store.storage_root) / "config_snapshots" / section / f"{version}.json"
 
 
-def observe_section(store: ExperimentStore, section: str, log) -> dict[str, str]:
-    """Data version of `section` for every valid experiment file, each backed by a snapshot."""
+def observe_section(store: ExperimentStore, section: str, registered: set[str], log) -> dict[str, str]:
+    """Data version of `section` for every registered, valid experiment file, each backed by a snapshot."""
     versions = {}
-    for key in store.experiment_keys():
+    for key in sorted(registered & set(store.experiment_keys())):
         try:
             config = load_experiment(store.experiment_file(key))
         except ConfigError as err:  # one broken file must not hide the others' changes
@@ -54,7 +54,8 @@ def _config_source(section: str) -> dg.SourceAsset:
         description=f"The `{section}` section of each experiment YAML; data version = hash of its effective value.",
     )
     def observe(context) -> dg.DataVersionsByPartition:
-        return dg.DataVersionsByPartition(observe_section(context.resources.store, section, context.log))
+        registered = set(context.instance.get_dynamic_partitions(experiments_partitions.name))
+        return dg.DataVersionsByPartition(observe_section(context.resources.store, section, registered, context.log))
 
     return observe
 

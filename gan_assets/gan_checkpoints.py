@@ -1,4 +1,5 @@
-"""`gan_checkpoints`: DCGAN training; checkpoints every N steps, a manifest and the loss history."""
+"""`gan_checkpoints`: DCGAN training (PacGAN's MLPs on 2-D points); checkpoints every N steps, a manifest
+and the loss history."""
 
 from pathlib import Path
 
@@ -9,9 +10,10 @@ import pyarrow as pa
 from gan_assets.core.config import ExperimentConfig
 from gan_assets.core.gallery import markdown_png
 from gan_assets.core.guards import d_domination, weights_are_finite
-from gan_assets.core.images import from_table, rows_by_id
+from gan_assets.core.images import ImageSet, PointSet, decode_table, rows_by_id
 from gan_assets.core.plots import render_loss_curves_png
 from gan_assets.core.reference import from_table as reference_from_table
+from gan_assets.core.sources.mixtures import mixture_modes
 from gan_assets.core.trainer import FAKE_LABEL_WARNING, RunInputs, history_frame, run_key, train_run
 from gan_assets.experiment import (
     ExperimentStore,
@@ -46,17 +48,18 @@ def gan_checkpoints(context: dg.AssetExecutionContext, config: TrainingRun, stor
                     dataset: pa.Table, reference_batch: pa.Table):
     """Train (or resume) the run keyed by config + upstream data; the manifest lists its checkpoints."""
     run_options, config = config, load_config(context, store)
-    data, reference = from_table(dataset), reference_from_table(reference_batch)
+    data, reference = decode_table(dataset), reference_from_table(reference_batch)
     upstream = {"dataset": data.content_hash(), "reference_batch": reference.content_hash()}
     key = run_key(config, upstream, CODE_VERSION)
     if run_options.fresh_run:  # a retry of this Dagster run still resumes its own fresh directory
-        key = f"{key}-fresh-{context.run_id[:8]}"
+        key = f"{key}-fresh-{context.run.run_id[:8]}"
     run_dir = (store.output_dir(context.partition_key) / "runs" / key).resolve()
     if config.training.fake_label > 0:
         context.log.warning(FAKE_LABEL_WARNING.format(beta=config.training.fake_label))
     train = data.subset("train")
-    inputs = RunInputs(train.images, train.labels, len(data.class_names),
-                       data.images[rows_by_id(data, reference.ids)], reference.labels, reference.z)
+    inputs = RunInputs(train.examples, train.labels, len(data.class_names),
+                       data.examples[rows_by_id(data, reference.ids)], reference.labels, reference.z,
+                       modes=point_modes(data))
     manifest = train_run(config, inputs, run_dir, log=context.log.info)
     manifest["run_dir"] = str(run_dir)
     history = history_frame(run_dir, manifest)
@@ -66,6 +69,14 @@ def gan_checkpoints(context: dg.AssetExecutionContext, config: TrainingRun, stor
     yield dg.Output(manifest, data_version=dg.DataVersion(manifest["checkpoints"][-1]["generator_sha256"]),
                     metadata=metadata)
     yield from training_checks(run_dir, manifest, history)
+
+
+def point_modes(data: ImageSet | PointSet) -> dict | None:
+    """Where a 2-D mixture's modes are, for the manifest (the scatter gallery draws them); None for images."""
+    if not isinstance(data, PointSet):
+        return None
+    centers, std = mixture_modes(data.source)
+    return {"centers": centers.tolist(), "std": std}
 
 
 def training_metadata(manifest: dict, history: pd.DataFrame, run_dir: Path, config: ExperimentConfig) -> dict:

@@ -1,4 +1,4 @@
-"""`python -m pipelines.run_experiment experiments/<name>.yaml`: the whole graph for one experiment.
+"""`python -m pipelines.run_experiment experiments/<name>.yaml …`: the whole graph per experiment.
 
 Registers the file as a partition, observes its config sections, materializes every asset into the
 persistent instance (so the run shows up in `make ui`), and prints one JSON line that sums it up.
@@ -43,25 +43,39 @@ def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
     return {k: v.value for k, v in event.metadata.items()}
 
 
+def run_one(defs: dg.Definitions, instance: dg.DagsterInstance, key: str) -> dict:
+    register(instance, key)
+    # observe the config sections first: the assets read the snapshots this records
+    defs.resolve_job_def("observe_config").execute_in_process(instance=instance)
+    result = defs.resolve_job_def("experiment").execute_in_process(partition_key=key, instance=instance)
+    return summary(result, key)
+
+
+def leaderboard(defs: dg.Definitions, instance: dg.DagsterInstance) -> str:
+    job = defs.resolve_implicit_global_asset_job_def()
+    result = job.execute_in_process(instance=instance, asset_selection=[dg.AssetKey("leaderboard")])
+    return _metadata(result, "leaderboard")["leaderboard"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("experiment", type=Path, help="an experiment YAML file in the experiments directory")
+    parser.add_argument("experiments", type=Path, nargs="+", help="experiment YAML files, all in one folder")
+    parser.add_argument("--leaderboard", action="store_true", help="then materialize the leaderboard")
     args = parser.parse_args(argv)
     try:
-        load_experiment(args.experiment)  # a bad config fails here, before any work
+        for path in args.experiments:
+            load_experiment(path)  # a bad config fails here, before any work
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     from pipelines.definitions import STORAGE_ROOT, build_definitions
 
-    key = args.experiment.stem
-    defs = build_definitions(STORAGE_ROOT, args.experiment.resolve().parent)
+    defs = build_definitions(STORAGE_ROOT, args.experiments[0].resolve().parent)
     with dg.DagsterInstance.get() as instance:
-        register(instance, key)
-        # observe the config sections first: the assets read the snapshots this records
-        defs.resolve_job_def("observe_config").execute_in_process(instance=instance)
-        result = defs.resolve_job_def("experiment").execute_in_process(partition_key=key, instance=instance)
-    print(json.dumps(summary(result, key)))
+        for path in args.experiments:
+            print(json.dumps(run_one(defs, instance, path.stem)), flush=True)
+        if args.leaderboard:
+            print(leaderboard(defs, instance))
     return 0
 
 

@@ -104,21 +104,27 @@ def test_sensor_registers_new_files_and_forgets_deleted_ones(tmp_path):
         assert [list(r.partition_keys) for r in deleted] == [["gone"]]
 
 
-def test_run_command_prints_one_json_line(tmp_path, capsys, monkeypatch):
+def test_run_command_prints_one_json_line_per_experiment_and_the_leaderboard(tmp_path, capsys, monkeypatch):
     import yaml
 
     from tests.conftest import TINY_EXPERIMENT
 
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY_EXPERIMENT))
+    minimax = {**TINY_EXPERIMENT, "training": {**TINY_EXPERIMENT["training"], "generator_loss": "minimax"}}
+    (tmp_path / "tiny-minimax.yaml").write_text(yaml.safe_dump(minimax))
     monkeypatch.setattr("pipelines.definitions.STORAGE_ROOT", tmp_path / "store")
-    assert run_experiment.main([str(tmp_path / "tiny.yaml")]) == 0
-    line = capsys.readouterr().out.strip().splitlines()[-1]
-    summary = json.loads(line)
-    assert summary["experiment"] == "tiny"
+    files = [str(tmp_path / "tiny.yaml"), str(tmp_path / "tiny-minimax.yaml")]
+    assert run_experiment.main([*files, "--leaderboard"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    summaries = [json.loads(line) for line in lines[:2]]
+    assert [s["experiment"] for s in summaries] == ["tiny", "tiny-minimax"]
+    summary = summaries[0]
     assert summary["best_checkpoint"] in ("step_000010", "step_000020")
     assert {"fd", "class_coverage", "class_kl"} <= set(summary["scores"]) == set(summary["real_floor"])
     assert Path(summary["gallery"]).is_file() and Path(summary["scores_table"]).is_file()
     assert 0 < summary["evaluator_accuracy"] <= 1
+    table = "\n".join(lines[2:])  # the leaderboard, with the one config field that differs
+    assert "tiny-minimax" in table and "config.training.generator_loss" in table and "non_saturating" in table
 
 
 def test_run_command_rejects_bad_config_before_any_work(tmp_path, capsys):
