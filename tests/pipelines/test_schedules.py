@@ -24,12 +24,18 @@ def instance():
         yield test_instance
 
 
-def test_weekly_retrain_picks_missing_and_stale_experiments(tmp_path, instance):
+@pytest.fixture
+def harness(tmp_path, instance) -> AutomationHarness:
+    """One tiny experiment, trained and scored."""
     (tmp_path / "experiments").mkdir()
     (tmp_path / "experiments" / "tiny.yaml").write_text(yaml.safe_dump(TINY_EXPERIMENT))
-    harness = AutomationHarness(tmp_path / "store", tmp_path / "experiments", instance)
-    harness.add_experiment("tiny")
-    harness.settle()
+    trained = AutomationHarness(tmp_path / "store", tmp_path / "experiments", instance)
+    trained.add_experiment("tiny")
+    trained.settle()
+    return trained
+
+
+def test_weekly_retrain_picks_missing_and_stale_experiments(tmp_path, harness):
     context = dg.build_schedule_context(instance=harness.instance, scheduled_execution_time=MONDAY)
     assert isinstance(weekly_retrain(context), dg.SkipReason)  # everything current
 
@@ -43,12 +49,7 @@ def test_weekly_retrain_picks_missing_and_stale_experiments(tmp_path, instance):
     assert requests_of(weekly_retrain(context)) == {"new": "missing", "tiny": "stale: config/training"}
 
 
-def test_forced_retrain_trains_from_scratch_in_a_new_run_directory(tmp_path, instance):
-    (tmp_path / "experiments").mkdir()
-    (tmp_path / "experiments" / "tiny.yaml").write_text(yaml.safe_dump(TINY_EXPERIMENT))
-    harness = AutomationHarness(tmp_path / "store", tmp_path / "experiments", instance)
-    harness.add_experiment("tiny")
-    harness.settle()
+def test_forced_retrain_trains_from_scratch_in_a_new_run_directory(tmp_path, harness):
     before = json.loads((tmp_path / "store/experiments/tiny/gan_checkpoints.json").read_text())["run_dir"]
 
     schedule = force_retrain_schedule(["tiny", "not-registered"])

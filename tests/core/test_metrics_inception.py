@@ -1,0 +1,41 @@
+"""Optional Inception FID: only from a local file whose sha256 matches; never downloaded."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+from torchvision.models import inception_v3
+
+from gan_assets.core.checkpoints import file_sha256 as sha256_of
+from gan_assets.core.metrics.inception import inception_fd, load_inception
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory) -> Path:
+    """A randomly initialised inception_v3 state dict: the architecture is what is under test."""
+    torch.manual_seed(0)
+    model = inception_v3(weights=None, aux_logits=True, init_weights=False)
+    path = tmp_path_factory.mktemp("inception") / "inception.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    return path
+
+
+def test_wrong_hash_is_refused_before_loading(tmp_path):
+    fake = tmp_path / "weights.pt"
+    fake.write_bytes(b"not weights")
+    with pytest.raises(ValueError, match="evaluation.inception.sha256.*expected 00"):
+        load_inception(fake, "00" * 32)
+    with pytest.raises(FileNotFoundError, match="never downloaded"):
+        load_inception(tmp_path / "missing.pt", "00" * 32)
+
+
+def test_extractor_features_and_fd(weights):
+    extractor = load_inception(weights, sha256_of(weights))
+    assert sha256_of(weights) in extractor.label
+    torch.manual_seed(1)
+    images = torch.rand(6, 1, 32, 32) * 2 - 1
+    features = extractor.features(images, batch_size=3)
+    assert features.shape == (6, 2048) and torch.isfinite(features).all()
+    assert inception_fd(extractor, images, features) == pytest.approx(0.0, abs=1e-6)  # a set against itself
+    assert inception_fd(extractor, -images, features) > 0
