@@ -162,3 +162,27 @@ def test_failed_blocking_check_keeps_evaluation_from_running(tmp_path, monkeypat
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert "gan_checkpoints" in materialized
     assert not materialized & {"checkpoint_scores", "sample_gallery"}
+
+
+def test_dagster_cli_materializes_any_selection(tmp_path):
+    """`dagster asset materialize` from the shell, for one experiment and a selection."""
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    from tests.conftest import TINY_EXPERIMENT
+
+    (tmp_path / "experiments").mkdir()
+    (tmp_path / "experiments" / "tiny.yaml").write_text(yaml.safe_dump(TINY_EXPERIMENT))
+    with dg.DagsterInstance.get() as instance:  # the session's throw-away DAGSTER_HOME
+        if not instance.has_dynamic_partition(experiments_partitions.name, "tiny"):
+            instance.add_dynamic_partitions(experiments_partitions.name, ["tiny"])
+    env = {**os.environ, "GAN_STORAGE_ROOT": str(tmp_path / "store"), "GAN_EXPERIMENTS_DIR": str(tmp_path / "experiments")}
+    command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "pipelines.definitions",
+               "--select", "dataset,reference_batch", "--partition", "tiny"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    folder = tmp_path / "store" / "experiments" / "tiny"
+    assert sorted(p.name for p in folder.glob("*.parquet")) == ["dataset.parquet", "reference_batch.parquet"]
