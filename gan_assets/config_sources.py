@@ -15,7 +15,6 @@ from gan_assets.core.config import SECTIONS, ConfigError, ExperimentConfig, load
 from gan_assets.experiment import ExperimentStore, config_key, experiments_partitions
 
 CONFIG_SECTIONS = ("seed", *SECTIONS)  # the top-level seed is a section of its own
-OBSERVE_EVERY = "* * * * *"  # re-read the YAML files every minute while automation runs
 
 
 def section_value(config: ExperimentConfig, section: str):
@@ -50,7 +49,6 @@ def _config_source(section: str) -> dg.SourceAsset:
     @dg.observable_source_asset(
         key=config_key(section), partitions_def=experiments_partitions, group_name="config",
         required_resource_keys={"store"},
-        automation_condition=dg.AutomationCondition.cron_tick_passed(OBSERVE_EVERY),
         description=f"The `{section}` section of each experiment YAML; data version = hash of its effective value.",
     )
     def observe(context) -> dg.DataVersionsByPartition:

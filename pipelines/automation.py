@@ -33,7 +33,7 @@ def automated(assets: list[dg.AssetsDefinition]) -> list[dg.AssetsDefinition]:
 # Runs in `dagster dev` without anyone switching it on; failed runs are retried by the instance's
 # run_retries (pipelines/dagster.yaml).
 automation_sensor = dg.AutomationConditionSensorDefinition(
-    "automation", target=dg.AssetSelection.all(include_sources=True), default_status=dg.DefaultSensorStatus.RUNNING,
+    "automation", target=dg.AssetSelection.all(), default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30, run_tags={"dagster/max_retries": "2"},
 )
 

@@ -25,7 +25,7 @@ from gan_assets.tutorial import cost_response_curves, divergence_fits
 from pipelines.automation import automated, automation_sensor
 from pipelines.io_manager import ExperimentIOManager
 from pipelines.schedules import force_retrain_schedule, forced_experiments, weekly_retrain
-from pipelines.sensors import experiment_files_sensor
+from pipelines.sensors import config_change_sensor, experiment_files_sensor
 
 # Content-hash data versions on outputs are the point of this project; Dagster marks them beta.
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
@@ -35,7 +35,7 @@ GAN_ASSETS = [dataset, reference_batch, evaluator, gan_checkpoints, checkpoint_s
 
 # The whole graph for one experiment: what `make run` and "Materialize all" execute.
 experiment_job = dg.define_asset_job("experiment", selection=dg.AssetSelection.assets(*GAN_ASSETS))
-# Reads every experiment file's sections; automation also re-observes them every minute.
+# Reads every experiment file's sections; config_change_sensor launches it when a file changes.
 observe_config_job = dg.define_asset_job("observe_config", selection=dg.AssetSelection.assets(*[s.key for s in config_sources]))
 
 
@@ -44,7 +44,7 @@ def build_definitions(storage_root: str | Path, experiments_dir: str | Path) -> 
     return dg.Definitions(
         assets=[*config_sources, *automated([*GAN_ASSETS, leaderboard]), cost_response_curves, divergence_fits],
         jobs=[experiment_job, observe_config_job],
-        sensors=[experiment_files_sensor, automation_sensor],
+        sensors=[experiment_files_sensor, config_change_sensor, automation_sensor],
         schedules=[weekly_retrain, force_retrain_schedule(forced_experiments)],
         resources={"store": store, "io_manager": ExperimentIOManager(root=str(storage_root))},
     )
