@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from gan_assets.core.evaluator import Classifier
 from gan_assets.core.guards import mode_collapse, regression
-from gan_assets.core.images import from_table
+from gan_assets.core.images import decode_table
 from gan_assets.core.reference import from_table as reference_from_table
 from gan_assets.core.scoring import best_row, frame_hash, score_checkpoints
 from gan_assets.experiment import ExperimentStore, config_deps, config_metadata, experiments_partitions, load_config
@@ -30,7 +30,7 @@ def checkpoint_scores(context: dg.AssetExecutionContext, store: ExperimentStore,
     """Scores the checkpoints its upstream manifest names, in the evaluator's features."""
     config = load_config(context, store)
     evaluation = config.evaluation
-    scores = score_checkpoints(Path(gan_checkpoints["run_dir"]), gan_checkpoints, evaluator, from_table(dataset),
+    scores = score_checkpoints(Path(gan_checkpoints["run_dir"]), gan_checkpoints, evaluator, decode_table(dataset),
                                evaluation, reference_from_table(reference_batch), config.seed)
     best = best_row(scores, evaluation.best_metric, evaluation.best_direction)
     floor = scores[scores["name"] == "real_floor"].iloc[0]
@@ -39,6 +39,9 @@ def checkpoint_scores(context: dg.AssetExecutionContext, store: ExperimentStore,
     yield dg.Output(scores, data_version=dg.DataVersion(frame_hash(scores)), metadata={
         "best_checkpoint": best["name"],
         "sampling": evaluation.sampling,
+        "feature_extractor": "the evaluator's penultimate layer (not comparable to published Inception FID)",
+        **({"inception_extractor": f"torchvision inception_v3 pool3, weights sha256 {evaluation.inception.sha256}"}
+           if evaluation.inception.weights else {}),
         "best_step": int(best["step"]),
         **{f"best_{c}": float(best[c]) for c in metric_columns},  # plain numbers: Dagster plots them
         **{f"real_floor_{c}": float(floor[c]) for c in metric_columns},

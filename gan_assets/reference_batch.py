@@ -1,12 +1,13 @@
-"""`reference_batch`: a fixed class-stratified batch of real train images and a fixed batch of z."""
+"""`reference_batch`: a fixed class-stratified batch of real train examples and a fixed batch of z."""
 
 
 import dagster as dg
 import pyarrow as pa
 
 from gan_assets.core.gallery import grid_array, markdown_image, uint8_to_signed
-from gan_assets.core.images import from_table, rows_by_id
+from gan_assets.core.images import PointSet, decode_table, rows_by_id
 from gan_assets.core.reference import select_reference, to_table
+from gan_assets.core.sources.preview import scatter
 from gan_assets.experiment import ExperimentStore, config_deps, config_metadata, experiments_partitions, load_config
 
 
@@ -16,11 +17,12 @@ def reference_batch(context: dg.AssetExecutionContext, store: ExperimentStore,
                     dataset: pa.Table) -> dg.Output[pa.Table]:
     """Chosen once with the experiment's seed and never replaced: D's and G's reference batches."""
     config = load_config(context, store)
-    data = from_table(dataset)
+    data = decode_table(dataset)
     train = data.subset("train")
     batch = select_reference(train.ids, train.labels, config.reference_batch.size, config.model.z_dim, config.seed)
-    images = data.images[rows_by_id(data, batch.ids)]
-    thumbnail = grid_array(uint8_to_signed(images), nrow=8)
+    examples = data.examples[rows_by_id(data, batch.ids)]
+    thumbnail = (scatter(examples, batch.labels) if isinstance(data, PointSet)  # 2-D points: coloured by mode
+                 else grid_array(uint8_to_signed(examples), nrow=8))
     return dg.Output(to_table(batch), data_version=dg.DataVersion(batch.content_hash()), metadata={
         "dagster/row_count": len(batch.ids),
         "z_dim": int(batch.z.shape[1]),

@@ -16,10 +16,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from gan_assets.core.metrics import DEFAULT_IMAGE_METRICS, METRICS, metric_columns
+from gan_assets.core.metrics import DEFAULT_IMAGE_METRICS, DEFAULT_POINT_METRICS, METRICS, PIXEL_METRICS, metric_columns
 
 # Images per class in sklearn's bundled digits is ~180; the whole set is 1,797 images.
 DIGITS_SIZE = 1797
+POINT_SOURCES = ("ring8", "grid25")  # 2-D mixtures: MLP networks, mode metrics, scatter galleries
 
 
 class Section(BaseModel):
@@ -83,6 +84,8 @@ class ReferenceBatchConfig(Section):
 
 class ModelConfig(Section):
     z_dim: int = Field(100, gt=0)  # DCGAN's prior dimension
+    # 2-D mixtures (ring8, grid25) build MLPs from the same four fields: width = units per hidden
+    # layer (PacGAN uses a few hundred: set it in the experiment), depth = hidden layers beyond 2.
     g_width: int = Field(32, gt=0)  # channels of G's last hidden layer (doubles inward)
     d_width: int = Field(32, gt=0)  # channels of D's first layer (doubles inward)
     g_depth: int = Field(0, ge=0)  # extra stride-1 layers in G at 4×4 (§4.4: D is usually the bigger one)
@@ -128,6 +131,19 @@ class EvaluatorConfig(Section):
     feature_dim: int = Field(128, gt=1)  # penultimate layer width: the metric space
 
 
+class InceptionConfig(Section):
+    """Optional Inception FID: a local torchvision inception_v3 state dict, checked by sha256 before use."""
+
+    weights: str | None = None  # path of the weights file; never downloaded
+    sha256: str | None = None  # required with `weights`
+
+    @model_validator(mode="after")
+    def _hash_given(self) -> InceptionConfig:
+        if self.weights is not None and (self.sha256 is None or len(self.sha256) != 64):
+            raise ValueError("evaluation.inception.sha256 must be the 64-hex sha256 of evaluation.inception.weights")
+        return self
+
+
 class EvaluationConfig(Section):
     num_samples: int = Field(2000, gt=1)  # generated samples scored per checkpoint
     metrics: list[str] = list(DEFAULT_IMAGE_METRICS)  # registry keys (gan_assets.core.metrics)
@@ -136,6 +152,7 @@ class EvaluationConfig(Section):
     # How G's batch norm normalises when sampling: `eval` uses running statistics, `train` each
     # generated batch's own, `reference` the statistics of the fixed reference z (§4.3).
     sampling: Literal["eval", "train", "reference"] = "eval"
+    inception: InceptionConfig = InceptionConfig()  # adds an `fd_inception` column when weights are given
 
     @model_validator(mode="after")
     def _known_metrics(self) -> EvaluationConfig:
@@ -143,6 +160,7 @@ class EvaluationConfig(Section):
         if unknown:
             raise ValueError(f"evaluation.metrics has unknown {unknown}; known: {sorted(METRICS)}")
         columns = [c for name in self.metrics for c in metric_columns(name)]
+        columns += ["fd_inception"] if self.inception.weights else []
         if self.best_metric not in columns:
             raise ValueError(f"evaluation.best_metric {self.best_metric!r} is not computed; columns: {columns}")
         return self
@@ -180,6 +198,20 @@ class ExperimentConfig(Section):
                 f"gallery.grid_size {self.gallery.grid_size} needs {self.gallery.grid_size ** 2} reference z, "
                 f"but reference_batch.size is {self.reference_batch.size}"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _metrics_fit_the_data(self) -> ExperimentConfig:
+        # Point datasets drop the pixel metrics and always add the mode ones (metrics.scored_metrics);
+        # the two mismatches that rule cannot repair are errors here, before any work.
+        points, evaluation = self.dataset.source in POINT_SOURCES, self.evaluation
+        if not points and set(DEFAULT_POINT_METRICS) & set(evaluation.metrics):
+            raise ValueError(f"evaluation.metrics {list(DEFAULT_POINT_METRICS)} need a 2-D mixture source "
+                             f"{POINT_SOURCES}, not dataset.source {self.dataset.source!r}")
+        pixel_columns = {c for name in PIXEL_METRICS for c in metric_columns(name)}
+        if points and evaluation.best_metric in pixel_columns:
+            raise ValueError(f"evaluation.best_metric {evaluation.best_metric!r} is measured in pixels and is not "
+                             f"scored on the 2-D points of {self.dataset.source!r}")
         return self
 
 

@@ -1,4 +1,4 @@
-"""The evaluator: a small CNN classifier trained on the real train split.
+"""The evaluator: a small CNN classifier trained on the real train split (an MLP for 2-D points).
 
 Its penultimate features are the space every distance metric is measured in, and its class
 probabilities give class coverage and the class histogram. Features from a classifier trained on
@@ -13,21 +13,21 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gan_assets.core.config import EvaluatorConfig
-from gan_assets.core.training import to_signed_unit
+from gan_assets.core.training import model_input
+
+POINT_HIDDEN = 64  # the point trunk's first layer: mode classification of ring8/grid25 is easy
 
 
 class Classifier(nn.Module):
-    def __init__(self, channels: int, image_size: int, num_classes: int, feature_dim: int = 128) -> None:
+    """`kind="images"`: a CNN over (C, H, W) images; `kind="points"`: an MLP over `channels` coordinates
+    (`image_size` unused). `init_kwargs` travel with the weights, so either kind is rebuilt from them."""
+
+    def __init__(self, channels: int, image_size: int, num_classes: int, feature_dim: int = 128,
+                 kind: str = "images") -> None:
         super().__init__()
         self.init_kwargs = dict(channels=channels, image_size=image_size, num_classes=num_classes,
-                                feature_dim=feature_dim)
-        self.trunk = nn.Sequential(
-            nn.Conv2d(channels, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(True),
-            nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.BatchNorm2d(64), nn.ReLU(True),
-            nn.Conv2d(64, 64, 3, stride=2, padding=1), nn.BatchNorm2d(64), nn.ReLU(True),
-            nn.AdaptiveAvgPool2d(4), nn.Flatten(),  # any input size → 64·4·4
-            nn.Linear(64 * 16, feature_dim), nn.ReLU(True),
-        )
+                                feature_dim=feature_dim, kind=kind)
+        self.trunk = _point_trunk(channels, feature_dim) if kind == "points" else _image_trunk(channels, feature_dim)
         self.head = nn.Linear(feature_dim, num_classes)
 
     def features(self, x: Tensor) -> Tensor:
@@ -37,20 +37,47 @@ class Classifier(nn.Module):
         return self.head(self.features(x))
 
 
+def _image_trunk(channels: int, feature_dim: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(channels, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(True),
+        nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.BatchNorm2d(64), nn.ReLU(True),
+        nn.Conv2d(64, 64, 3, stride=2, padding=1), nn.BatchNorm2d(64), nn.ReLU(True),
+        nn.AdaptiveAvgPool2d(4), nn.Flatten(),  # any input size → 64·4·4
+        nn.Linear(64 * 16, feature_dim), nn.ReLU(True),
+    )
+
+
+def _point_trunk(coordinates: int, feature_dim: int) -> nn.Sequential:
+    # No batch norm: generated points far off the data must not shift the features of the others.
+    return nn.Sequential(nn.Linear(coordinates, POINT_HIDDEN), nn.ReLU(True),
+                         nn.Linear(POINT_HIDDEN, feature_dim), nn.ReLU(True))
+
+
 def _augment(batch: Tensor, rng: torch.Generator) -> Tensor:
-    """Random shifts of up to 2 pixels: generated digits are rarely centred like the originals."""
+    """Random shifts of up to 2 pixels: generated digits are rarely centred like the originals.
+    Points are left alone: a shifted point belongs to another place, not the same mode."""
+    if batch.ndim != 4:
+        return batch
     shift = torch.randint(-2, 3, (2,), generator=rng).tolist()
     return torch.roll(batch, shifts=shift, dims=(2, 3))
 
 
+def classifier_for(examples: np.ndarray, num_classes: int, feature_dim: int) -> Classifier:
+    """A CNN for (N, C, H, W) images, an MLP for (N, D) points."""
+    if examples.ndim == 2:
+        return Classifier(examples.shape[1], 0, num_classes, feature_dim, kind="points")
+    _, channels, size, _ = examples.shape
+    return Classifier(channels, size, num_classes, feature_dim)
+
+
 def train_classifier(images: np.ndarray, labels: np.ndarray, num_classes: int, config: EvaluatorConfig,
                      seed: int) -> Classifier:
+    """Train on uint8 images or float32 points (`images` holds either kind)."""
     torch.manual_seed(seed)  # weight init
     rng = torch.Generator().manual_seed(seed)
-    _, channels, size, _ = images.shape
-    model = Classifier(channels, size, num_classes, config.feature_dim)
+    model = classifier_for(images, num_classes, config.feature_dim)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
-    x, y = to_signed_unit(torch.from_numpy(images)), torch.from_numpy(labels)
+    x, y = model_input(torch.from_numpy(images)), torch.from_numpy(labels)
     model.train()
     for _ in range(config.epochs):
         for index in torch.randperm(len(x), generator=rng).split(config.batch_size):
@@ -65,7 +92,7 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, num_classes: int, c
 
 @torch.no_grad()
 def embed(model: Classifier, images: Tensor, batch_size: int = 512) -> tuple[Tensor, Tensor]:
-    """(features, class probabilities) of float images in [-1, 1], in eval mode, in batches."""
+    """(features, class probabilities) of float images in [-1, 1] (or 2-D points), in eval mode, in batches."""
     model.eval()
     feats, probs = [], []
     for batch in images.split(batch_size):
@@ -76,5 +103,5 @@ def embed(model: Classifier, images: Tensor, batch_size: int = 512) -> tuple[Ten
 
 
 def accuracy(model: Classifier, images: np.ndarray, labels: np.ndarray) -> float:
-    _, probs = embed(model, to_signed_unit(torch.from_numpy(images)))
+    _, probs = embed(model, model_input(torch.from_numpy(images)))
     return float((probs.argmax(1).numpy() == labels).mean())

@@ -45,6 +45,11 @@ class ImageSet:
     def shape(self) -> tuple[int, int, int]:
         return tuple(int(s) for s in self.images.shape[1:])  # type: ignore[return-value]
 
+    @property
+    def examples(self) -> np.ndarray:
+        """What the networks train on, under the name both kinds share."""
+        return self.images
+
     def subset(self, split: str) -> ImageSet:
         keep = self.split == split
         return ImageSet(self.images[keep], self.labels[keep], self.split[keep], self.ids[keep],
@@ -77,6 +82,10 @@ class PointSet:
     @property
     def shape(self) -> tuple[int]:
         return (2,)
+
+    @property
+    def examples(self) -> np.ndarray:
+        return self.points
 
     def subset(self, split: str) -> PointSet:
         keep = self.split == split
@@ -191,7 +200,7 @@ def write_parquet_atomic(table: pa.Table, path: Path) -> None:
         raise
 
 
-def rows_by_id(data: ImageSet, ids: np.ndarray) -> np.ndarray:
+def rows_by_id(data: ImageSet | PointSet, ids: np.ndarray) -> np.ndarray:
     """Positions of `ids` in `data`; a missing id is an error, not a silent wrong image."""
     order = np.argsort(data.ids)
     found = np.searchsorted(data.ids, ids, sorter=order)

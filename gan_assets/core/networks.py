@@ -12,6 +12,10 @@ conditional D is a projection discriminator (Miyato & Koyama 2018: the logit gai
 an auxiliary classifier is the AC-GAN form (Odena et al. 2017): a second head on D's features
 predicting the class.
 
+2-D mixtures (ring8, grid25) use PacGAN-style MLPs (`MLPGenerator`, `MLPDiscriminator`) under the same
+rules: a norm in every hidden layer except G's output and D's input, D returns logits; G's output is
+linear, not Tanh, because coordinates are unbounded.
+
 Reference and virtual BN (tutorial §4.3) run a fixed reference batch through the network together
 with the minibatch; each network holds its reference input as a buffer, set once and never replaced.
 """
@@ -76,13 +80,35 @@ def _extra_layers(conv: type[nn.Module], channels: int, depth: int, norm: str, a
     return layers
 
 
-class Generator(_WithReference):
-    def __init__(self, z_dim: int, width: int, channels: int, image_size: int, norm: str = "batch",
-                 depth: int = 0, num_classes: int = 0, label_dim: int = 0) -> None:
+class _CodeFromLabels(_WithReference):
+    """A generator's input code: z, joined with a class embedding when the generator is conditional."""
+
+    def __init__(self, norm: str, z_dim: int, num_classes: int, label_dim: int) -> None:
         super().__init__(norm)
-        self.z_dim, self.image_size, self.channels = z_dim, image_size, channels
+        self.z_dim = z_dim
         self.num_classes = num_classes  # > 0: conditional, G(z, y)
         self.embed = nn.Embedding(num_classes, label_dim) if num_classes else None
+
+    @property
+    def conditional(self) -> bool:
+        return self.num_classes > 0
+
+    def _code(self, z: Tensor, y: Tensor | None) -> Tensor:
+        if not self.conditional:
+            return z
+        if y is None:
+            raise ValueError("a conditional generator needs class labels y")
+        return torch.cat([z, self.embed(y).to(z.dtype)], dim=1)
+
+    def _reference_input(self, x: Tensor) -> Tensor:
+        return self._code(self.reference.to(x.dtype), self.reference_labels)
+
+
+class Generator(_CodeFromLabels):
+    def __init__(self, z_dim: int, width: int, channels: int, image_size: int, norm: str = "batch",
+                 depth: int = 0, num_classes: int = 0, label_dim: int = 0) -> None:
+        super().__init__(norm, z_dim, num_classes, label_dim)
+        self.image_size, self.channels = image_size, channels
         steps = num_resolution_steps(image_size)
         hidden, bias = width * 2 ** (steps - 1), norm == "none"  # a norm's shift makes a conv bias redundant
         # state size. (z_dim + label_dim) x 1 x 1 -> hidden x 4 x 4
@@ -96,17 +122,6 @@ class Generator(_WithReference):
         # state size. width x size/2 x size/2 -> channels x size x size; no norm on the output layer
         layers += [nn.ConvTranspose2d(hidden, channels, 4, 2, 1, bias=False), nn.Tanh()]
         self.body = nn.Sequential(*layers)
-
-    @property
-    def conditional(self) -> bool:
-        return self.num_classes > 0
-
-    def _code(self, z: Tensor, y: Tensor | None) -> Tensor:
-        if not self.conditional:
-            return z
-        if y is None:
-            raise ValueError("a conditional generator needs class labels y")
-        return torch.cat([z, self.embed(y).to(z.dtype)], dim=1)
 
     def _reference_input(self, x: Tensor) -> Tensor:
         return self._code(self.reference.to(x.dtype), self.reference_labels)[:, :, None, None]
@@ -157,6 +172,78 @@ class Discriminator(_WithReference):
 
     def class_logits(self, phi: Tensor) -> Tensor:
         return self.class_head(phi).flatten(1)
+
+
+# Hidden layers of the 2-D MLPs at model depth 0; g_depth / d_depth add layers to this, as they add
+# stride-1 layers to DCGAN, so the image defaults still give a working MLP.
+MLP_BASE_DEPTH = 2
+
+
+def _mlp_hidden(fan_in: int, width: int, layers: int, norm: str, act: nn.Module) -> list[nn.Module]:
+    """`layers` blocks of Linear → norm → act; a norm's shift makes the linear bias redundant."""
+    blocks: list[nn.Module] = []
+    for _ in range(layers):
+        blocks += [nn.Linear(fan_in, width, bias=norm == "none"), make_norm(norm, width), act]
+        fan_in = width
+    return blocks
+
+
+class MLPGenerator(_CodeFromLabels):
+    """PacGAN's 2-D generator: z (and a class embedding) → ReLU MLP → `out_dim` coordinates.
+
+    The output layer is linear with no norm and no Tanh: mixture coordinates are unbounded (grid25 reaches ±4).
+    """
+
+    def __init__(self, z_dim: int, width: int, out_dim: int = 2, norm: str = "batch", depth: int = 0,
+                 num_classes: int = 0, label_dim: int = 0) -> None:
+        super().__init__(norm, z_dim, num_classes, label_dim)
+        self.out_dim = out_dim
+        fan_in = z_dim + (label_dim if num_classes else 0)
+        # state size. (z_dim + label_dim) -> width -> … -> width -> out_dim
+        layers = _mlp_hidden(fan_in, width, MLP_BASE_DEPTH + depth, norm, nn.ReLU(True))
+        self.body = nn.Sequential(*layers, nn.Linear(width, out_dim))
+
+    def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        assert z.ndim == 2 and z.shape[1] == self.z_dim, z.shape
+        return self._run(self.body, self._code(z, y))
+
+
+class MLPDiscriminator(_WithReference):
+    """PacGAN's 2-D discriminator: LeakyReLU(0.2) MLP, no norm on the input layer, one logit per point.
+
+    Conditional (projection) and auxiliary-classifier options work on φ(x), the last hidden layer.
+    """
+
+    def __init__(self, width: int, in_dim: int = 2, norm: str = "batch", depth: int = 0, num_classes: int = 0,
+                 conditional: bool = False, auxiliary_classifier: bool = False) -> None:
+        super().__init__(norm)
+        # state size. in_dim -> width (no norm: D's input layer) -> … -> width
+        layers: list[nn.Module] = [nn.Linear(in_dim, width), nn.LeakyReLU(0.2, True)]
+        layers += _mlp_hidden(width, width, MLP_BASE_DEPTH - 1 + depth, norm, nn.LeakyReLU(0.2, True))
+        self.body = nn.Sequential(*layers)  # φ(x): (N, width)
+        self.head = nn.Linear(width, 1)  # logits, no Sigmoid
+        self.embed = nn.Embedding(num_classes, width) if conditional else None  # projection
+        if self.embed is not None:
+            nn.init.normal_(self.embed.weight, 0.0, 0.02)  # start as an unconditional D
+        self.class_head = nn.Linear(width, num_classes) if auxiliary_classifier else None
+
+    def features(self, x: Tensor) -> Tensor:
+        assert x.ndim == 2, x.shape
+        return self._run(self.body, x)
+
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        return self.logits(self.features(x), y)
+
+    def logits(self, phi: Tensor, y: Tensor | None = None) -> Tensor:
+        out = self.head(phi).flatten()
+        if self.embed is not None:
+            if y is None:
+                raise ValueError("a conditional discriminator needs class labels y")
+            out = out + (self.embed(y).to(phi.dtype) * phi).sum(dim=1)
+        return out
+
+    def class_logits(self, phi: Tensor) -> Tensor:
+        return self.class_head(phi)
 
 
 def dcgan_init_(module: nn.Module) -> None:

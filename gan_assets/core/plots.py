@@ -1,9 +1,11 @@
-"""Training charts as PNG bytes (matplotlib's Agg canvas: no display, no global pyplot state)."""
+"""Training charts as PNG bytes, and scatters of 2-D samples as pixels (matplotlib's Agg canvas: no display,
+no global pyplot state)."""
 
 from __future__ import annotations
 
 import io
 
+import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -27,3 +29,28 @@ def render_loss_curves_png(history: pd.DataFrame) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()
+
+
+def render_scatter_panels(panels: list[np.ndarray], centers: np.ndarray, titles: list[str],
+                          side_inches: float = 3.0) -> np.ndarray:
+    """A row of scatters, one per (n, 2) array of points, over the mode centres (red rings), as H×W×3 uint8.
+
+    Every panel has the same square axes, fixed by the centres, so panels compare at a glance; samples
+    far off the mixture fall outside the view, as they fall outside every mode.
+    """
+    figure = Figure(figsize=(side_inches * len(panels), side_inches), dpi=80)
+    canvas = FigureCanvasAgg(figure)
+    reach = np.abs(centers).max() if len(centers) else max((np.abs(p).max() for p in panels if len(p)), default=1.0)
+    limit = 1.25 * float(reach) + 0.25
+    for ax, points, title in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels, titles):
+        # centres underneath: the samples piled on a mode must stay visible
+        ax.scatter(centers[:, 0], centers[:, 1], s=40, marker="o", facecolors="none", edgecolors="tab:red", zorder=1)
+        ax.scatter(points[:, 0], points[:, 1], s=3, alpha=0.5, color="tab:blue", linewidths=0, zorder=2)
+        ax.set_xlim(-limit, limit)
+        ax.set_ylim(-limit, limit)
+        ax.set_aspect("equal")
+        ax.set_title(title, fontsize=9)
+        ax.tick_params(labelsize=7)
+    figure.tight_layout()
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()

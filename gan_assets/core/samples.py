@@ -1,7 +1,8 @@
 """The sample gallery: fixed-z grids per checkpoint and a progress strip across training.
 
 Every grid is drawn from the reference batch's z, so image i of every checkpoint comes from the
-same latent point and progress is comparable image for image.
+same latent point and progress is comparable image for image. A 2-D mixture's "grid" is a scatter of
+G(z) for every reference z over the mode centres, and its progress strip a row of those scatters.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 
 from gan_assets.core.gallery import grid_array, save_png
+from gan_assets.core.plots import render_scatter_panels
 from gan_assets.core.reference import ReferenceBatch
 from gan_assets.core.sampling import class_labels, for_sampling, generate
 from gan_assets.core.trainer import load_generator
@@ -39,6 +41,8 @@ def render_gallery(run_dir: Path, manifest: dict[str, Any], reference: Reference
 
     A conditional G draws one class per row, so the grid doubles as the per-class view.
     """
+    if len(manifest["shape"]) == 1:
+        return render_scatter_gallery(run_dir, manifest, reference, sampling, out_dir)
     z = torch.from_numpy(reference.z[: grid_size**2])
     digest, grids, arrays, strip_rows = hashlib.sha256(), {}, {}, []
     for entry in manifest["checkpoints"]:
@@ -53,3 +57,25 @@ def render_gallery(run_dir: Path, manifest: dict[str, Any], reference: Reference
     strip = grid_array(torch.cat(strip_rows), nrow=grid_size)
     digest.update(strip.tobytes())
     return Gallery(grids, str(save_png(strip, out_dir / "progress.png")), digest.hexdigest(), arrays, strip)
+
+
+@torch.no_grad()
+def render_scatter_gallery(run_dir: Path, manifest: dict[str, Any], reference: ReferenceBatch, sampling: str,
+                           out_dir: Path) -> Gallery:
+    """2-D mixtures: a scatter PNG per checkpoint and `progress.png`, a row of them, into `out_dir`.
+
+    All reference z are drawn (a scatter needs hundreds of points, a grid only grid_size²); the data version
+    hashes the coordinates, not the rendered pixels, which depend on matplotlib's version.
+    """
+    z = torch.from_numpy(reference.z)
+    centers = np.asarray(manifest.get("modes", {}).get("centers", np.zeros((0, 2))), dtype=np.float64)
+    digest, paths, arrays, panels = hashlib.sha256(), {}, {}, {}
+    for entry in manifest["checkpoints"]:
+        generator = for_sampling(load_generator(run_dir, manifest, entry), sampling, *reference.tensors())
+        points = generate(generator, z, class_labels(generator, len(z))).numpy()
+        name = f"step_{entry['step']:06d}"
+        arrays[name] = render_scatter_panels([points], centers, [name])
+        paths[name], panels[name] = str(save_png(arrays[name], out_dir / f"{name}.png")), points
+        digest.update(np.ascontiguousarray(points, dtype="<f4").tobytes())
+    strip = render_scatter_panels(list(panels.values()), centers, list(panels), side_inches=2.2)
+    return Gallery(paths, str(save_png(strip, out_dir / "progress.png")), digest.hexdigest(), arrays, strip)

@@ -2,13 +2,15 @@
 
 One row per checkpoint plus a `real_floor` row (held-out split against the train split), so every
 number is read beside what real data scores. Only the checkpoints a manifest names are scored.
+2-D mixtures are scored the same way on their coordinates (no pixels, so no pixel metrics), and always
+with PacGAN's mode metrics against the mixture's known centres (`metrics.scored_metrics`).
 """
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -16,21 +18,26 @@ import torch
 
 from gan_assets.core.config import EvaluationConfig
 from gan_assets.core.evaluator import Classifier, embed
-from gan_assets.core.images import ImageSet
-from gan_assets.core.metrics import Evidence, MetricContext, compute_metrics, median_nearest_distance
+from gan_assets.core.images import ImageSet, PointSet
+from gan_assets.core.metrics import Evidence, MetricContext, compute_metrics, median_nearest_distance, scored_metrics
+from gan_assets.core.metrics.inception import inception_fd, load_inception
 from gan_assets.core.networks import Generator
 from gan_assets.core.reference import ReferenceBatch
 from gan_assets.core.sampling import class_labels, for_sampling, generate
+from gan_assets.core.sources.mixtures import mixture_modes
 from gan_assets.core.trainer import load_generator
-from gan_assets.core.training import to_signed_unit
+from gan_assets.core.training import model_input
 
 # Scores use their own z stream, apart from training's and the gallery's reference z.
 SCORING_SEED_OFFSET = 7919
 
 
 def evidence_of(classifier: Classifier, images: torch.Tensor) -> Evidence:
-    """Float images in [-1, 1] → what the metrics see (features, class probabilities, pixels in [0, 1])."""
+    """Float images in [-1, 1] → what the metrics see (features, class probabilities, pixels in [0, 1]);
+    (N, 2) points → features, probabilities and the coordinates themselves."""
     features, probs = embed(classifier, images)
+    if images.ndim == 2:
+        return Evidence(features.double(), probs.double(), points=images.double())
     return Evidence(features.double(), probs.double(), pixels=images.flatten(1).add(1).div(2).double())
 
 
@@ -40,32 +47,49 @@ def scoring_samples(generator: Generator, num_samples: int, seed: int) -> torch.
     return generate(generator, z, class_labels(generator, num_samples))
 
 
-def real_context(classifier: Classifier, data: ImageSet, seed: int) -> tuple[Evidence, Evidence, MetricContext]:
+def real_context(classifier: Classifier, data: ImageSet | PointSet,
+                 seed: int) -> tuple[Evidence, Evidence, MetricContext]:
     """Evidence of the train and held-out splits, and the context every metric shares."""
     train, held_out = data.subset("train"), data.subset("held_out")
-    train_ev = evidence_of(classifier, to_signed_unit(torch.from_numpy(train.images)))
-    held_ev = evidence_of(classifier, to_signed_unit(torch.from_numpy(held_out.images)))
+    train_ev = evidence_of(classifier, model_input(torch.from_numpy(train.examples)))
+    held_ev = evidence_of(classifier, model_input(torch.from_numpy(held_out.examples)))
     prior = torch.bincount(torch.from_numpy(train.labels), minlength=len(data.class_names)).double()
-    ctx = MetricContext(class_prior=prior / prior.sum(), seed=seed,
-                        heldout_nn_distance=median_nearest_distance(held_ev.pixels, train_ev.pixels))
+    if isinstance(data, PointSet):  # the mixture's true modes, not estimates from the samples
+        centers, std = mixture_modes(data.source)
+        ctx = MetricContext(class_prior=prior / prior.sum(), seed=seed, mode_centers=centers, mode_std=std)
+    else:
+        ctx = MetricContext(class_prior=prior / prior.sum(), seed=seed,
+                            heldout_nn_distance=median_nearest_distance(held_ev.pixels, train_ev.pixels))
     return train_ev, held_ev, ctx
 
 
-def score_checkpoints(run_dir: Path, manifest: dict[str, Any], classifier: Classifier, data: ImageSet,
+def score_checkpoints(run_dir: Path, manifest: dict[str, Any], classifier: Classifier, data: ImageSet | PointSet,
                       evaluation: EvaluationConfig, reference: ReferenceBatch, seed: int) -> pd.DataFrame:
-    """Every metric of `evaluation.metrics` for each checkpoint the manifest names, then the real floor."""
+    """Every metric of `evaluation.metrics` (as `scored_metrics` adapts them to the data) for each checkpoint
+    the manifest names, then the real floor."""
     train_ev, held_ev, ctx = real_context(classifier, data, seed)
-    metrics, rows = evaluation.metrics, []
+    metrics, rows = scored_metrics(evaluation.metrics, isinstance(data, PointSet)), []
+    inception = inception_scorer(evaluation, data)
     for entry in manifest["checkpoints"]:
         generator = for_sampling(load_generator(run_dir, manifest, entry), evaluation.sampling, *reference.tensors())
-        samples = evidence_of(classifier, scoring_samples(generator, evaluation.num_samples,
-                                                          seed + SCORING_SEED_OFFSET))
+        images = scoring_samples(generator, evaluation.num_samples, seed + SCORING_SEED_OFFSET)
         rows.append({"name": f"step_{entry['step']:06d}", "step": entry["step"],
-                     **compute_metrics(metrics, samples, train_ev, ctx)})
-    rows.append({"name": "real_floor", "step": None, **compute_metrics(metrics, held_ev, train_ev, ctx)})
+                     **compute_metrics(metrics, evidence_of(classifier, images), train_ev, ctx), **inception(images)})
+    held_out = model_input(torch.from_numpy(data.subset("held_out").examples))
+    rows.append({"name": "real_floor", "step": None, **compute_metrics(metrics, held_ev, train_ev, ctx),
+                 **inception(held_out)})
     frame = pd.DataFrame(rows)
     frame["step"] = frame["step"].astype("Int64")
     return frame
+
+
+def inception_scorer(evaluation: EvaluationConfig, data: ImageSet | PointSet) -> Callable[[torch.Tensor], dict]:
+    """`fd_inception` against the train split when a checked local Inception file is configured, else nothing."""
+    if evaluation.inception.weights is None or isinstance(data, PointSet):
+        return lambda images: {}
+    extractor = load_inception(evaluation.inception.weights, evaluation.inception.sha256)
+    real = extractor.features(model_input(torch.from_numpy(data.subset("train").examples)))
+    return lambda images: {"fd_inception": inception_fd(extractor, images, real)}
 
 
 def best_row(scores: pd.DataFrame, metric: str, direction: str) -> pd.Series:

@@ -11,7 +11,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -28,16 +28,16 @@ from gan_assets.core.checkpoints import (
 )
 from gan_assets.core.config import ExperimentConfig, ModelConfig
 from gan_assets.core.images import write_parquet_atomic
-from gan_assets.core.networks import Discriminator, Generator, dcgan_init_
+from gan_assets.core.networks import Discriminator, Generator, MLPDiscriminator, MLPGenerator, dcgan_init_
 from gan_assets.core.norms import uses_reference
 from gan_assets.core.training import (
     STAT_NAMES,
     GanState,
     TrainingCallbacks,
     TrainingData,
+    model_input,
     new_state,
     resolve_device,
-    to_signed_unit,
     train,
 )
 
@@ -50,12 +50,22 @@ FAKE_LABEL_WARNING = ("training.fake_label = {beta} > 0 smooths the fake side: D
                       "spurious modes (tutorial §4.2). Use one-sided smoothing (fake_label 0) unless you mean it.")
 
 
-def build_generator(model: ModelConfig, channels: int, image_size: int, num_classes: int) -> Generator:
+def build_generator(model: ModelConfig, shape: Sequence[int], num_classes: int) -> Generator | MLPGenerator:
+    """The data kind picks the network: (C, H, W) images → DCGAN, (2,) points → PacGAN's MLP."""
+    classes = num_classes if model.conditional else 0
+    if len(shape) == 1:
+        return MLPGenerator(model.z_dim, model.g_width, shape[0], model.norm, model.g_depth, classes, model.label_dim)
+    channels, image_size, _ = shape
     return Generator(model.z_dim, model.g_width, channels, image_size, model.norm, model.g_depth,
-                     num_classes if model.conditional else 0, model.label_dim)
+                     classes, model.label_dim)
 
 
-def build_discriminator(model: ModelConfig, channels: int, image_size: int, num_classes: int) -> Discriminator:
+def build_discriminator(model: ModelConfig, shape: Sequence[int],
+                        num_classes: int) -> Discriminator | MLPDiscriminator:
+    if len(shape) == 1:
+        return MLPDiscriminator(model.d_width, shape[0], model.norm, model.d_depth, num_classes,
+                                model.conditional, model.auxiliary_classifier)
+    channels, image_size, _ = shape
     return Discriminator(model.d_width, channels, image_size, model.norm, model.d_depth, num_classes,
                          model.conditional, model.auxiliary_classifier)
 
@@ -70,33 +80,38 @@ def run_key(config: ExperimentConfig, upstream: dict[str, str], code_version: st
 
 @dataclass(frozen=True)
 class RunInputs:
-    """What a run trains on: the uint8 train split and the fixed reference batch (§4.3)."""
+    """What a run trains on: the train split and the fixed reference batch (§4.3).
 
-    images: np.ndarray  # (N, C, H, W) uint8
+    Images are uint8 (N, C, H, W); 2-D mixtures are float32 (N, 2) points, labelled by mode, and carry
+    their mode centres and std so the manifest tells downstream stages (the scatter gallery) where the modes are.
+    """
+
+    images: np.ndarray  # (N, C, H, W) uint8, or (N, 2) float32 points
     labels: np.ndarray  # (N,) class indices
     num_classes: int
-    reference_images: np.ndarray  # D's reference batch, uint8
+    reference_images: np.ndarray  # D's reference batch, same kind as `images`
     reference_labels: np.ndarray
     reference_z: np.ndarray  # G's reference batch, float32 (N_ref, z_dim)
+    modes: dict[str, Any] | None = None  # points only: {"centers": [[x, y], …], "std": s}
 
 
 def _fresh_state(config: ExperimentConfig, inputs: RunInputs, device: torch.device) -> GanState:
     torch.manual_seed(config.seed)  # weight init
-    _, channels, size, _ = inputs.images.shape
-    generator = build_generator(config.model, channels, size, inputs.num_classes)
-    discriminator = build_discriminator(config.model, channels, size, inputs.num_classes)
+    shape = inputs.images.shape[1:]
+    generator = build_generator(config.model, shape, inputs.num_classes)
+    discriminator = build_discriminator(config.model, shape, inputs.num_classes)
     dcgan_init_(generator), dcgan_init_(discriminator)
     if uses_reference(config.model.norm):
         labels = torch.from_numpy(inputs.reference_labels)
         generator.set_reference(torch.from_numpy(inputs.reference_z), labels)
-        discriminator.set_reference(to_signed_unit(torch.from_numpy(inputs.reference_images)), labels)
+        discriminator.set_reference(model_input(torch.from_numpy(inputs.reference_images)), labels)
     generator.to(device), discriminator.to(device)
     return new_state(generator, discriminator, config.training, config.seed, device, inputs.num_classes)
 
 
 def _device_data(inputs: RunInputs, device: torch.device) -> TrainingData:
     images = torch.from_numpy(inputs.images).to(device)
-    if device.type == "cuda":
+    if device.type == "cuda" and images.ndim == 4:
         images = images.contiguous(memory_format=torch.channels_last)
     return TrainingData(images, torch.from_numpy(inputs.labels).long().to(device))
 
@@ -136,8 +151,9 @@ def train_run(config: ExperimentConfig, inputs: RunInputs, run_dir: Path,
 
 
 def _new_manifest(config: ExperimentConfig, inputs: RunInputs, device: torch.device) -> dict[str, Any]:
-    return {"model": config.model.model_dump(mode="json"), "shape": list(inputs.images.shape[1:]),
-            "num_classes": inputs.num_classes, "device": str(device), "history": HISTORY, "checkpoints": []}
+    manifest = {"model": config.model.model_dump(mode="json"), "shape": list(inputs.images.shape[1:]),
+                "num_classes": inputs.num_classes, "device": str(device), "history": HISTORY, "checkpoints": []}
+    return manifest | ({"modes": inputs.modes} if inputs.modes is not None else {})
 
 
 def _history_table(history: list[dict[str, float]]) -> pa.Table:
@@ -153,11 +169,10 @@ def _read_history(run_dir: Path, up_to_step: int) -> list[dict[str, float]]:
     return frame[frame["step"] <= up_to_step].to_dict("records")
 
 
-def load_generator(run_dir: Path, manifest: dict[str, Any], entry: dict[str, Any]) -> Generator:
-    """The checkpoint's generator, rebuilt from the config the manifest carries, in eval mode."""
-    channels, size, _ = manifest["shape"]
+def load_generator(run_dir: Path, manifest: dict[str, Any], entry: dict[str, Any]) -> Generator | MLPGenerator:
+    """The checkpoint's generator, rebuilt from the config and data shape the manifest carries, in eval mode."""
     model = ModelConfig.model_validate(manifest["model"])
-    generator = build_generator(model, channels, size, manifest["num_classes"])
+    generator = build_generator(model, manifest["shape"], manifest["num_classes"])
     return load_weights(generator, run_dir / entry["generator"]).eval()
 
 

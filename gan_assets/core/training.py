@@ -79,12 +79,18 @@ def to_signed_unit(images: Tensor) -> Tensor:
     return images.float().div_(127.5).sub_(1.0)
 
 
+def model_input(examples: Tensor) -> Tensor:
+    """What D sees of real examples: uint8 images in G's Tanh range; float 2-D points as they are
+    (G's output is linear there, so coordinates keep their own scale)."""
+    return to_signed_unit(examples) if examples.dtype == torch.uint8 else examples
+
+
 @dataclass
 class TrainingData:
-    """The uint8 train split and its labels, resident on the training device."""
+    """The train split and its labels, resident on the training device."""
 
-    images: Tensor
-    labels: Tensor
+    images: Tensor  # (N, C, H, W) uint8 images, or (N, 2) float32 points of a 2-D mixture
+    labels: Tensor  # class indices (the mode index for points)
 
     @property
     def device(self) -> torch.device:
@@ -93,7 +99,7 @@ class TrainingData:
 
 def sample_real(data: TrainingData, batch_size: int, rng: torch.Generator) -> tuple[Tensor, Tensor]:
     index = torch.randint(len(data.images), (batch_size,), device=data.device, generator=rng)
-    return to_signed_unit(data.images[index]), data.labels[index]
+    return model_input(data.images[index]), data.labels[index]
 
 
 def sample_fake(state: GanState, batch_size: int, device: torch.device) -> tuple[Tensor, Tensor]:

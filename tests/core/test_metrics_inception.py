@@ -39,3 +39,24 @@ def test_extractor_features_and_fd(weights):
     assert features.shape == (6, 2048) and torch.isfinite(features).all()
     assert inception_fd(extractor, images, features) == pytest.approx(0.0, abs=1e-6)  # a set against itself
     assert inception_fd(extractor, -images, features) > 0
+
+
+def test_scoring_adds_fd_inception_only_when_configured(weights):
+    import numpy as np
+
+    from gan_assets.core.config import ConfigError, EvaluationConfig, parse_experiment
+    from gan_assets.core.images import ImageSet
+    from gan_assets.core.scoring import inception_scorer
+
+    rng = np.random.default_rng(0)
+    data = ImageSet(rng.integers(0, 256, (12, 1, 16, 16), dtype=np.uint8), np.arange(12) % 2,
+                    np.array(["train"] * 8 + ["held_out"] * 4), np.arange(12), "random", ("a", "b"))
+    assert inception_scorer(EvaluationConfig(), data)(torch.zeros(2, 1, 16, 16)) == {}
+    configured = EvaluationConfig(inception={"weights": str(weights), "sha256": sha256_of(weights)},
+                                  best_metric="fd_inception")
+    scores = inception_scorer(configured, data)(torch.rand(5, 1, 16, 16) * 2 - 1)
+    assert set(scores) == {"fd_inception"} and np.isfinite(scores["fd_inception"])
+    with pytest.raises(ConfigError, match="evaluation.inception"):
+        parse_experiment({"evaluation": {"inception": {"weights": "w.pt"}}})
+    with pytest.raises(ConfigError, match="fd_inception"):
+        parse_experiment({"evaluation": {"best_metric": "fd_inception"}})

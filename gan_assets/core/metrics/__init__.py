@@ -47,7 +47,17 @@ assert _COLUMNS.keys() == METRICS.keys()
 DEFAULT_IMAGE_METRICS = (
     "fd", "kid", "precision_recall", "class_coverage", "class_kl", "confidence", "classifier_score", "nn_ratio",
 )
-DEFAULT_POINT_METRICS = ("modes",)  # 2-D mixtures: the feature metrics need an image evaluator
+DEFAULT_POINT_METRICS = ("modes",)  # 2-D mixtures: always scored there (PacGAN's protocol), nowhere else
+PIXEL_METRICS = ("nn_ratio",)  # measured in pixels: 2-D points have none, so they are skipped there
+
+
+def scored_metrics(names: Sequence[str], points: bool) -> tuple[str, ...]:
+    """The metrics that run on a dataset: for 2-D points, `names` less the pixel metrics plus the mode
+    metrics (the image defaults thus work unchanged on ring8/grid25); for images, `names` as given."""
+    if not points:
+        return tuple(names)
+    kept = tuple(n for n in names if n not in PIXEL_METRICS)
+    return kept + tuple(m for m in DEFAULT_POINT_METRICS if m not in kept)
 
 
 def _check_names(names: Sequence[str]) -> None:
@@ -83,7 +93,7 @@ def compute_metrics(
 
 
 __all__ = [
-    "DEFAULT_IMAGE_METRICS", "DEFAULT_POINT_METRICS", "METRICS", "Evidence", "MetricContext", "MetricFn",
-    "compute_metrics", "frechet_distance_from_stats", "gaussian_stats", "grid_centers",
+    "DEFAULT_IMAGE_METRICS", "DEFAULT_POINT_METRICS", "METRICS", "PIXEL_METRICS", "Evidence", "MetricContext",
+    "MetricFn", "compute_metrics", "scored_metrics", "frechet_distance_from_stats", "gaussian_stats", "grid_centers",
     "median_nearest_distance", "metric_columns", "mmd2_unbiased", "nearest_distances", "ring_centers",
 ]
