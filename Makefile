@@ -32,6 +32,7 @@ compare: install $(DAGSTER_HOME)/dagster.yaml
 bench: install
 	OPENBLAS_NUM_THREADS=1 $(PY) benchmarks/bench_training.py
 	OPENBLAS_NUM_THREADS=1 $(PY) benchmarks/bench_metrics.py
+	OPENBLAS_NUM_THREADS=1 $(PY) benchmarks/bench_scoring.py
 	$(PY) benchmarks/bench_ingest.py
 
 test: install
