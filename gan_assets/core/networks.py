@@ -133,7 +133,40 @@ class Generator(_CodeFromLabels):
         return out[..., margin:margin + self.image_size, margin:margin + self.image_size] if margin else out
 
 
-class Discriminator(_WithReference):
+class _LabelAwareDiscriminator(_WithReference):
+    """What both discriminators share: φ(x) from the body, the logit head, the projection term
+    ⟨embed(y), Σφ(x)⟩ of a conditional D, and the AC-GAN class head."""
+
+    input_ndim = 4
+
+    def _set_heads(self, head: nn.Module, class_head: nn.Module | None, hidden: int, num_classes: int,
+                   conditional: bool) -> None:
+        self.head, self.class_head = head, class_head
+        self.embed = nn.Embedding(num_classes, hidden) if conditional else None  # projection
+        if self.embed is not None:
+            nn.init.normal_(self.embed.weight, 0.0, 0.02)  # start as an unconditional D
+
+    def features(self, x: Tensor) -> Tensor:
+        assert x.ndim == self.input_ndim, x.shape
+        return self._run(self.body, x)
+
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        return self.logits(self.features(x), y)
+
+    def logits(self, phi: Tensor, y: Tensor | None = None) -> Tensor:
+        out = self.head(phi).flatten()
+        if self.embed is not None:
+            if y is None:
+                raise ValueError("a conditional discriminator needs class labels y")
+            pooled = phi.flatten(2).sum(dim=2) if phi.ndim > 2 else phi  # sum φ over space, if any
+            out = out + (self.embed(y).to(phi.dtype) * pooled).sum(dim=1)
+        return out
+
+    def class_logits(self, phi: Tensor) -> Tensor:
+        return self.class_head(phi).flatten(1)
+
+
+class Discriminator(_LabelAwareDiscriminator):
     def __init__(self, width: int, channels: int, image_size: int, norm: str = "batch", depth: int = 0,
                  num_classes: int = 0, conditional: bool = False, auxiliary_classifier: bool = False) -> None:
         super().__init__(norm)
@@ -149,29 +182,9 @@ class Discriminator(_WithReference):
             hidden *= 2
         layers += _extra_layers(nn.Conv2d, hidden, depth, norm, nn.LeakyReLU(0.2, True))
         self.body = nn.Sequential(*layers)  # φ(x): hidden x 4 x 4
-        self.head = nn.Conv2d(hidden, 1, 4, 1, 0, bias=False)  # one logit per image
-        self.embed = nn.Embedding(num_classes, hidden) if conditional else None  # projection
-        if self.embed is not None:
-            nn.init.normal_(self.embed.weight, 0.0, 0.02)  # start as an unconditional D
-        self.class_head = nn.Conv2d(hidden, num_classes, 4, 1, 0) if auxiliary_classifier else None
-
-    def features(self, x: Tensor) -> Tensor:
-        assert x.ndim == 4, x.shape
-        return self._run(self.body, x)
-
-    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
-        return self.logits(self.features(x), y)
-
-    def logits(self, phi: Tensor, y: Tensor | None = None) -> Tensor:
-        out = self.head(phi).flatten()
-        if self.embed is not None:
-            if y is None:
-                raise ValueError("a conditional discriminator needs class labels y")
-            out = out + (self.embed(y).to(phi.dtype) * phi.sum(dim=(2, 3))).sum(dim=1)
-        return out
-
-    def class_logits(self, phi: Tensor) -> Tensor:
-        return self.class_head(phi).flatten(1)
+        self._set_heads(nn.Conv2d(hidden, 1, 4, 1, 0, bias=False),  # one logit per image
+                        nn.Conv2d(hidden, num_classes, 4, 1, 0) if auxiliary_classifier else None,
+                        hidden, num_classes, conditional)
 
 
 # Hidden layers of the 2-D MLPs at model depth 0; g_depth / d_depth add layers to this, as they add
@@ -208,11 +221,13 @@ class MLPGenerator(_CodeFromLabels):
         return self._run(self.body, self._code(z, y))
 
 
-class MLPDiscriminator(_WithReference):
+class MLPDiscriminator(_LabelAwareDiscriminator):
     """PacGAN's 2-D discriminator: LeakyReLU(0.2) MLP, no norm on the input layer, one logit per point.
 
     Conditional (projection) and auxiliary-classifier options work on φ(x), the last hidden layer.
     """
+
+    input_ndim = 2
 
     def __init__(self, width: int, in_dim: int = 2, norm: str = "batch", depth: int = 0, num_classes: int = 0,
                  conditional: bool = False, auxiliary_classifier: bool = False) -> None:
@@ -221,29 +236,9 @@ class MLPDiscriminator(_WithReference):
         layers: list[nn.Module] = [nn.Linear(in_dim, width), nn.LeakyReLU(0.2, True)]
         layers += _mlp_hidden(width, width, MLP_BASE_DEPTH - 1 + depth, norm, nn.LeakyReLU(0.2, True))
         self.body = nn.Sequential(*layers)  # φ(x): (N, width)
-        self.head = nn.Linear(width, 1)  # logits, no Sigmoid
-        self.embed = nn.Embedding(num_classes, width) if conditional else None  # projection
-        if self.embed is not None:
-            nn.init.normal_(self.embed.weight, 0.0, 0.02)  # start as an unconditional D
-        self.class_head = nn.Linear(width, num_classes) if auxiliary_classifier else None
-
-    def features(self, x: Tensor) -> Tensor:
-        assert x.ndim == 2, x.shape
-        return self._run(self.body, x)
-
-    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
-        return self.logits(self.features(x), y)
-
-    def logits(self, phi: Tensor, y: Tensor | None = None) -> Tensor:
-        out = self.head(phi).flatten()
-        if self.embed is not None:
-            if y is None:
-                raise ValueError("a conditional discriminator needs class labels y")
-            out = out + (self.embed(y).to(phi.dtype) * phi).sum(dim=1)
-        return out
-
-    def class_logits(self, phi: Tensor) -> Tensor:
-        return self.class_head(phi)
+        self._set_heads(nn.Linear(width, 1),  # logits, no Sigmoid
+                        nn.Linear(width, num_classes) if auxiliary_classifier else None,
+                        width, num_classes, conditional)
 
 
 def dcgan_init_(module: nn.Module) -> None:
