@@ -10,7 +10,7 @@ SHOWN = ["experiment", "best_checkpoint", "fd", "real_floor_fd", "class_coverage
 
 
 @dg.asset(ins={"checkpoint_scores": dg.AssetIn(partition_mapping=dg.AllPartitionMapping())},
-          code_version="1", group_name="gan", kinds={"parquet"})
+          code_version="1", group_name="comparison", kinds={"parquet"})  # unpartitioned: its own group
 def leaderboard(context: dg.AssetExecutionContext, checkpoint_scores: dict[str, pd.DataFrame]) -> dg.Output[pd.DataFrame]:
     """One row per experiment; `config.*` columns name the settings that differ between them."""
     configs = {name: scored_config(context.instance, name) for name in checkpoint_scores}
