@@ -16,7 +16,7 @@ import hashlib
 import json
 import os
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -51,9 +51,7 @@ class ImageSet:
         return self.images
 
     def subset(self, split: str) -> ImageSet:
-        keep = self.split == split
-        return ImageSet(self.images[keep], self.labels[keep], self.split[keep], self.ids[keep],
-                        self.source, self.class_names, self.extra)
+        return _rows_of_split(self, "images", split)
 
     def content_hash(self) -> str:
         """sha256 of everything a downstream stage can see: re-ingesting identical data gives the same hash."""
@@ -61,6 +59,12 @@ class ImageSet:
         digest.update(json.dumps([self.shape, self.source, list(self.class_names)]).encode())
         _hash_rows(digest, self.ids, self.labels, self.images, self.split)
         return digest.hexdigest()
+
+
+def _rows_of_split(data, examples: str, split: str):
+    """The same set restricted to one split: every per-row field filtered alike."""
+    keep = data.split == split
+    return replace(data, **{name: getattr(data, name)[keep] for name in (examples, "labels", "split", "ids")})
 
 
 @dataclass(frozen=True)
@@ -88,9 +92,7 @@ class PointSet:
         return self.points
 
     def subset(self, split: str) -> PointSet:
-        keep = self.split == split
-        return PointSet(self.points[keep], self.labels[keep], self.split[keep], self.ids[keep],
-                        self.source, self.class_names, self.extra)
+        return _rows_of_split(self, "points", split)
 
     def content_hash(self) -> str:
         """As ImageSet's, over the float32 coordinates; the `points` tag keeps the two kinds apart."""

@@ -1,7 +1,7 @@
 """Training with labels (tutorial §4.1): a conditional G draws the class it is asked for.
 
 Measured on this machine (2 CPU cores, seed 0, 1,000 steps at 16×16): the evaluator classifies
-class-c samples as c for 64.6% (projection D) and 60.0% (projection D + AC-GAN head) of them,
+class-c samples as c for 64.6% (projection D) and 49.7% (projection D + AC-GAN head) of them,
 against 10% for chance. The test asserts 40%: four times chance, with a margin for other hardware.
 """
 
@@ -40,7 +40,9 @@ def test_conditional_generator_draws_the_asked_class(tmp_path: Path, auxiliary: 
     z = torch.randn(1000, 32, generator=torch.Generator().manual_seed(5))
     asked = class_labels(generator, 1000)
     _, probs = embed(classifier, generate(generator, z, asked))
-    assert (probs.argmax(1) == asked).float().mean().item() > THRESHOLD
+    accuracy = (probs.argmax(1) == asked).float().mean().item()
+    print(f"conditional accuracy (auxiliary_classifier={auxiliary}): {accuracy:.3f}")  # shown with pytest -s
+    assert accuracy > THRESHOLD
 
 
 def test_training_with_labels_needs_labels():
