@@ -27,8 +27,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from gan_assets.core.config import DatasetConfig
-from gan_assets.core.images import to_table, write_parquet_atomic
+from gan_assets.core.images import to_table
 from gan_assets.core.sources import load_dataset
+from gan_assets.core.storage import write_parquet_atomic
 
 
 def write_idx_files(folder: Path, n: int, seed: int = 0) -> None:

@@ -24,7 +24,7 @@ from gan_assets.core.evaluator import train_classifier  # noqa: E402
 from gan_assets.core.reference import select_reference  # noqa: E402
 from gan_assets.core.scoring import score_checkpoints  # noqa: E402
 from gan_assets.core.sources import load_dataset  # noqa: E402
-from gan_assets.core.trainer import RunInputs, train_run  # noqa: E402
+from gan_assets.core.training_run import RunInputs, train_run  # noqa: E402
 
 DEFAULT = Path(__file__).resolve().parents[1] / "experiments" / "digits-dcgan.yaml"
 
@@ -40,11 +40,13 @@ def main() -> None:
     train = data.subset("train")
     reference = select_reference(train.ids, train.labels, 64, config.model.z_dim, 0)
     run_dir = Path(tempfile.mkdtemp())
-    inputs = RunInputs(train.images, train.labels, 10, train.images[:64], reference.labels, reference.z)
+    inputs = RunInputs(images=train.images, labels=train.labels, num_classes=10, reference_images=train.images[:64],
+                       reference_labels=reference.labels, reference_z=reference.z)
     manifest = train_run(config, inputs, run_dir, log=lambda message: None)
     classifier = train_classifier(train.images, train.labels, 10, EvaluatorConfig(epochs=1), seed=0)
     start = time.perf_counter()
-    scores = score_checkpoints(run_dir, manifest, classifier, data, config.evaluation, reference, seed=0)
+    scores = score_checkpoints(manifest, classifier=classifier, data=data, evaluation=config.evaluation,
+                               reference=reference, seed=0)
     seconds = time.perf_counter() - start
     print(json.dumps({"benchmark": "score_one_checkpoint", "samples": args.samples, "threads": torch.get_num_threads(),
                       "metrics": config.evaluation.metrics, "seconds": round(seconds, 2),

@@ -18,10 +18,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from gan_assets.core.config import load_experiment  # noqa: E402
-from gan_assets.core.networks import dcgan_init_  # noqa: E402
+from gan_assets.core.networks import (  # noqa: E402
+    build_discriminator,
+    build_generator,
+    dcgan_init_,  # noqa: E402
+)
 from gan_assets.core.sources import load_dataset  # noqa: E402
-from gan_assets.core.trainer import build_discriminator, build_generator  # noqa: E402
-from gan_assets.core.training import STEP_FUNCTIONS, TrainingData, new_state, resolve_device  # noqa: E402
+from gan_assets.core.training_loop import STEP_FUNCTIONS, TrainingData, new_state, resolve_device  # noqa: E402
 
 DEFAULT = Path(__file__).resolve().parents[1] / "experiments" / "digits-dcgan.yaml"
 

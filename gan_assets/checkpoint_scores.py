@@ -1,8 +1,5 @@
 """`checkpoint_scores`: every metric for every checkpoint, the real floor beside them, the best named."""
 
-
-from pathlib import Path
-
 import dagster as dg
 import pandas as pd
 import pyarrow as pa
@@ -11,7 +8,8 @@ from gan_assets.core.evaluator import Classifier
 from gan_assets.core.guards import mode_collapse, regression
 from gan_assets.core.images import decode_table
 from gan_assets.core.reference import from_table as reference_from_table
-from gan_assets.core.scoring import best_row, frame_hash, score_checkpoints
+from gan_assets.core.run import RunManifest
+from gan_assets.core.scoring import REAL_FLOOR, best_row, frame_hash, real_floor_row, score_checkpoints
 from gan_assets.experiment import ExperimentStore, config_deps, config_metadata, experiments_partitions, load_config
 
 CHECKS = [
@@ -22,18 +20,18 @@ CHECKS = [
 ]
 
 
-@dg.asset(partitions_def=experiments_partitions, deps=config_deps("checkpoint_scores"),
+@dg.asset(partitions_def=experiments_partitions, deps=config_deps("evaluation", "seed"),
           code_version="1", group_name="gan", kinds={"parquet"},
           check_specs=CHECKS)
-def checkpoint_scores(context: dg.AssetExecutionContext, store: ExperimentStore, gan_checkpoints: dict,
+def checkpoint_scores(context: dg.AssetExecutionContext, store: ExperimentStore, gan_checkpoints: RunManifest,
                       evaluator: Classifier, dataset: pa.Table, reference_batch: pa.Table):
     """Scores the checkpoints its upstream manifest names, in the evaluator's features."""
     config = load_config(context, store)
     evaluation = config.evaluation
-    scores = score_checkpoints(Path(gan_checkpoints["run_dir"]), gan_checkpoints, evaluator, decode_table(dataset),
-                               evaluation, reference_from_table(reference_batch), config.seed)
+    scores = score_checkpoints(gan_checkpoints, classifier=evaluator, data=decode_table(dataset), evaluation=evaluation,
+                               reference=reference_from_table(reference_batch), seed=config.seed)
     best = best_row(scores, evaluation.best_metric, evaluation.best_direction)
-    floor = scores[scores["name"] == "real_floor"].iloc[0]
+    floor = real_floor_row(scores)
     metric_columns = [c for c in scores.columns if c not in ("name", "step")]
     previous = previous_best(context, evaluation.best_metric)  # read before this materialization lands
     yield dg.Output(scores, data_version=dg.DataVersion(frame_hash(scores)), metadata={
@@ -44,7 +42,7 @@ def checkpoint_scores(context: dg.AssetExecutionContext, store: ExperimentStore,
            if evaluation.inception.weights else {}),
         "best_step": int(best["step"]),
         **{f"best_{c}": float(best[c]) for c in metric_columns},  # plain numbers: Dagster plots them
-        **{f"real_floor_{c}": float(floor[c]) for c in metric_columns},
+        **{f"{REAL_FLOOR}_{c}": float(floor[c]) for c in metric_columns},
         "scores": dg.MetadataValue.md(scores.to_markdown(index=False, floatfmt=".4g")),
         "dagster/row_count": len(scores),
         **config_metadata(config),

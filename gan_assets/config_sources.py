@@ -7,23 +7,17 @@ Assets depend only on the sections they read, so an edit makes exactly those ass
 """
 
 import json
-from pathlib import Path
 
 import dagster as dg
 
-from gan_assets.core.config import SECTIONS, ConfigError, ExperimentConfig, load_experiment, section_hash
-from gan_assets.experiment import ExperimentStore, config_key, experiments_partitions
-
-CONFIG_SECTIONS = ("seed", *SECTIONS)  # the top-level seed is a section of its own
+from gan_assets.core.config import ConfigError, ExperimentConfig, load_experiment, section_hash
+from gan_assets.core.storage import write_bytes_atomic
+from gan_assets.experiment import CONFIG_SECTIONS, ExperimentStore, config_key, experiments_partitions
 
 
 def section_value(config: ExperimentConfig, section: str):
     value = getattr(config, section)
     return value if section == "seed" else value.model_dump(mode="json")
-
-
-def snapshot_path(store: ExperimentStore, section: str, version: str) -> Path:
-    return Path(store.storage_root) / "config_snapshots" / section / f"{version}.json"
 
 
 def observe_section(store: ExperimentStore, section: str, registered: set[str], log) -> dict[str, str]:
@@ -37,10 +31,9 @@ def observe_section(store: ExperimentStore, section: str, registered: set[str], 
             continue
         value = section_value(config, section)
         version = section_hash(value)
-        path = snapshot_path(store, section, version)
+        path = store.snapshot_path(section, version)
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(value, sort_keys=True))
+            write_bytes_atomic(json.dumps(value, sort_keys=True).encode(), path)
         versions[key] = version
     return versions
 

@@ -7,20 +7,20 @@ source never replaces the previous materialization), the IO manager writes the P
 import dagster as dg
 import pyarrow as pa
 
-from gan_assets.core.gallery import markdown_image
 from gan_assets.core.images import ImageSet, PointSet, to_table
+from gan_assets.core.png import markdown_image
 from gan_assets.core.sources import check_fits_training, load_dataset
 from gan_assets.core.sources.preview import class_histogram_markdown, split_counts, thumbnail
 from gan_assets.experiment import ExperimentStore, config_deps, config_metadata, experiments_partitions, load_config
 
 
-@dg.asset(partitions_def=experiments_partitions, deps=config_deps("dataset"),
+@dg.asset(partitions_def=experiments_partitions, deps=config_deps("dataset", "seed"),
           code_version="2", group_name="gan", kinds={"parquet"})
 def dataset(context: dg.AssetExecutionContext, store: ExperimentStore) -> dg.Output[pa.Table]:
     """Examples, labels and split of the experiment's dataset; its data version is the content hash."""
     config = load_config(context, store)
     data = load_dataset(config.dataset, seed=config.seed)
-    check_fits_training(data, config)  # file sources: their size is only known now
+    check_fits_training(data, config.for_checks())  # file sources: their size is only known now
     content_hash = data.content_hash()
     return dg.Output(to_table(data), data_version=dg.DataVersion(content_hash),
                      metadata={**dataset_metadata(data, content_hash), **config_metadata(config)})

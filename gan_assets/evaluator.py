@@ -13,7 +13,7 @@ from gan_assets.experiment import ExperimentStore, config_deps, config_metadata,
 MIN_ACCURACY = 0.95  # below this, class coverage and class KL measure the classifier, not the GAN
 
 
-@dg.asset(partitions_def=experiments_partitions, deps=config_deps("evaluator"),
+@dg.asset(partitions_def=experiments_partitions, deps=config_deps("evaluator", "seed"),
           code_version="1", group_name="gan", kinds={"pytorch"},
           check_specs=[dg.AssetCheckSpec("accuracy_at_least_95", asset="evaluator",
                                          description=f"held-out accuracy ≥ {MIN_ACCURACY:.0%}")])

@@ -1,21 +1,41 @@
 """How an experiment reaches the assets: its partition, where its files live, and its config.
 
-Every asset reads its config through `load_config` and nothing else, so changing how config
-reaches assets (e.g. observed, content-addressed section snapshots) touches this one place.
+Every asset reads its config through `load_config` and nothing else, so changing how config reaches
+assets (observed, content-addressed section snapshots) touches this one place. Each asset declares the
+sections it reads next to its own definition (`deps=config_deps("model", "training", "seed")`); what
+`load_config` returns exposes only those, so reading an undeclared section fails at once (and in the
+graph tests) instead of silently escaping lineage.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from dagster._core.errors import DagsterInvalidPropertyError
 
-from gan_assets.core.config import ExperimentConfig, load_experiment, parse_experiment
+from gan_assets.core.config import SECTIONS, ExperimentConfig, load_experiment, parse_experiment
 
 # One partition per YAML file in experiments/; the key is the file name without `.yaml`.
 experiments_partitions = dg.DynamicPartitionsDefinition(name="experiments")
+CONFIG_SECTIONS = ("seed", *SECTIONS)  # the top-level seed is a section of its own
+# A partition key names a folder under the storage root: letters, digits, '-', '_', '.', not starting with '.'.
+EXPERIMENT_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+
+class ExperimentKeyError(ValueError):
+    """A partition key that cannot name an experiment folder (path separators, '..', hidden names)."""
+
+
+def check_experiment_key(key: str) -> str:
+    if not isinstance(key, str) or not EXPERIMENT_KEY.fullmatch(key):
+        raise ExperimentKeyError(
+            f"experiment key {key!r} is not allowed: use letters, digits, '-', '_' and '.', starting with a letter "
+            "or digit (it names the experiment's folder under the storage root, so no '/', '..' or hidden names)")
+    return key
 
 
 class ExperimentStore(dg.ConfigurableResource):
@@ -25,65 +45,109 @@ class ExperimentStore(dg.ConfigurableResource):
     storage_root: str = "data"
 
     def experiment_file(self, key: str) -> Path:
-        return Path(self.experiments_dir) / f"{key}.yaml"
+        return Path(self.experiments_dir) / f"{check_experiment_key(key)}.yaml"
 
     def experiment_keys(self) -> list[str]:
-        return sorted(p.stem for p in Path(self.experiments_dir).glob("*.yaml"))
+        """The stems of `*.yaml` files that are valid keys (`invalid_experiment_files` lists the others)."""
+        return sorted(p.stem for p in Path(self.experiments_dir).glob("*.yaml") if EXPERIMENT_KEY.fullmatch(p.stem))
+
+    def invalid_experiment_files(self) -> list[str]:
+        return sorted(p.name for p in Path(self.experiments_dir).glob("*.yaml") if not EXPERIMENT_KEY.fullmatch(p.stem))
 
     def output_dir(self, key: str) -> Path:
-        return Path(self.storage_root) / "experiments" / key
+        return Path(self.storage_root) / "experiments" / check_experiment_key(key)
+
+    def snapshot_path(self, section: str, version: str) -> Path:
+        """The content-addressed snapshot of one observed section value (its version is its sha256)."""
+        return Path(self.storage_root) / "config_snapshots" / section / f"{version}.json"
 
 
 def config_key(section: str) -> dg.AssetKey:
     return dg.AssetKey(["config", section])
 
 
-# The config sections each asset reads: its lineage, and exactly what makes it stale when edited.
-SECTIONS_READ = {
-    "dataset": ("dataset", "seed"),
-    "reference_batch": ("reference_batch", "model", "seed"),  # model: z_dim
-    "evaluator": ("evaluator", "seed"),
-    "gan_checkpoints": ("model", "training", "seed"),
-    "checkpoint_scores": ("evaluation", "seed"),
-    "sample_gallery": ("gallery", "evaluation"),  # evaluation: best metric and sampling mode
-}
+def config_deps(*sections: str) -> list[dg.AssetKey]:
+    """The `deps` of an asset that reads `sections`: its lineage, and exactly what makes it stale when edited."""
+    unknown = [s for s in sections if s not in CONFIG_SECTIONS]
+    if unknown:
+        raise ValueError(f"unknown config sections {unknown}; known: {CONFIG_SECTIONS}")
+    return [config_key(section) for section in sections]
 
 
-def config_deps(asset: str) -> list[dg.AssetKey]:
-    return [config_key(section) for section in SECTIONS_READ[asset]]
+def declared_sections(context: dg.AssetExecutionContext) -> tuple[str, ...]:
+    """The config sections the running asset declared in its `deps` (all of them for a context that is
+    bound to no asset, as `build_asset_context()` alone gives)."""
+    try:
+        deps = context.assets_def.specs_by_key[context.asset_key].deps
+    except DagsterInvalidPropertyError:
+        return CONFIG_SECTIONS
+    return tuple(dep.asset_key.path[1] for dep in deps
+                 if len(dep.asset_key.path) == 2 and dep.asset_key.path[0] == "config")
 
 
-def load_config(context: dg.AssetExecutionContext, store: ExperimentStore) -> ExperimentConfig:
+class UndeclaredSectionError(AttributeError):
+    """An asset read a config section it does not depend on: its lineage would be wrong."""
+
+
+class DeclaredConfig:
+    """The experiment config as one asset may read it: only the sections it declared.
+
+    Attribute access is that of `ExperimentConfig`; an undeclared section raises. `record()` is the
+    whole effective config, for metadata (recording what made a result is not reading it).
+    """
+
+    def __init__(self, config: ExperimentConfig, sections: tuple[str, ...], asset: str) -> None:
+        self._config, self._sections, self._asset = config, frozenset(sections), asset
+
+    def __getattr__(self, name: str) -> Any:
+        if name in CONFIG_SECTIONS and name not in self._sections:
+            raise UndeclaredSectionError(
+                f"asset {self._asset} reads config section {name!r} but declares only {sorted(self._sections)}: "
+                f"add it to the asset's config_deps so editing {name!r} makes it stale")
+        return getattr(self._config, name)
+
+    def record(self) -> dict[str, Any]:
+        return json.loads(self._config.model_dump_json())
+
+    def for_checks(self) -> ExperimentConfig:
+        """The whole config, for checks that refuse an input but never shape this asset's value (the dataset
+        refusing a batch larger than its train split): such reads need not make the asset stale."""
+        return self._config
+
+
+def load_config(context: dg.AssetExecutionContext, store: ExperimentStore) -> DeclaredConfig:
     """The effective config of the partition being materialized, as Dagster last observed it.
 
     Every section comes from the content-addressed snapshot of its latest observation, so an edit
     saved after the observation (or mid-run) cannot leak into this materialization. Sections never
     observed (a direct invocation, a fresh instance) are read from the file, and the log says so.
     """
-    from gan_assets.config_sources import CONFIG_SECTIONS, snapshot_path
-
+    key = check_experiment_key(context.partition_key)
+    sections = declared_sections(context)
+    asset = context.asset_key.to_user_string() if sections != CONFIG_SECTIONS else "<unbound context>"
     raw, unobserved = {}, []
     for section in CONFIG_SECTIONS:
-        version = observed_version(context.instance, config_key(section), context.partition_key)
-        path = snapshot_path(store, section, version) if version else None
+        version = observed_version(context.instance, config_key(section), key)
+        path = store.snapshot_path(section, version) if version else None
         if path is None or not path.exists():
             unobserved.append(section)
             continue
         raw[section] = json.loads(path.read_text())
     if not unobserved:
-        return parse_experiment(raw, origin=f"observed config of {context.partition_key}")
-    context.log.info(f"sections {unobserved} never observed: reading {store.experiment_file(context.partition_key)}")
-    return load_experiment(store.experiment_file(context.partition_key))
+        return DeclaredConfig(parse_experiment(raw, origin=f"observed config of {key}"), sections, asset)
+    context.log.info(f"sections {unobserved} never observed: reading {store.experiment_file(key)}")
+    return DeclaredConfig(load_experiment(store.experiment_file(key)), sections, asset)
 
 
-def observed_versions(context: dg.AssetExecutionContext, asset: str) -> dict[str, str | None]:
-    """The observed version of each config section `asset` reads, for its metadata.
+def observed_versions(context: dg.AssetExecutionContext, sections: tuple[str, ...] | None = None
+                      ) -> dict[str, str | None]:
+    """The observed version of each config section the running asset declared, for its metadata.
 
     Dagster's own input-version tags do not resolve partitions of observed sources, so the versions
     a materialization was computed from are recorded here, where the retrain schedule compares them.
     """
     return {section: observed_version(context.instance, config_key(section), context.partition_key)
-            for section in SECTIONS_READ[asset]}
+            for section in sections or declared_sections(context)}
 
 
 def observed_version(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str) -> str | None:
@@ -93,6 +157,12 @@ def observed_version(instance: dg.DagsterInstance, key: dg.AssetKey, partition: 
     return record.asset_observation.tags.get("dagster/data_version")
 
 
-def config_metadata(config: ExperimentConfig) -> dict[str, Any]:
+def config_metadata(config: DeclaredConfig | ExperimentConfig) -> dict[str, Any]:
     """The effective config, recorded on every materialization so a result names what made it."""
-    return {"config": dg.MetadataValue.json(json.loads(config.model_dump_json()))}
+    record = config.record() if isinstance(config, DeclaredConfig) else json.loads(config.model_dump_json())
+    return {"config": dg.MetadataValue.json(record)}
+
+
+__all__ = ["CONFIG_SECTIONS", "DeclaredConfig", "ExperimentStore", "check_experiment_key",
+           "config_deps", "config_key", "config_metadata", "experiments_partitions", "load_config",
+           "observed_version", "observed_versions"]

@@ -1,20 +1,20 @@
 """`gan_checkpoints`: DCGAN training (PacGAN's MLPs on 2-D points); checkpoints every N steps, a manifest
 and the loss history."""
 
-from pathlib import Path
-
 import dagster as dg
 import pandas as pd
 import pyarrow as pa
 
 from gan_assets.core.config import ExperimentConfig
-from gan_assets.core.gallery import markdown_png
 from gan_assets.core.guards import d_domination, weights_are_finite
 from gan_assets.core.images import ImageSet, PointSet, decode_table, rows_by_id
 from gan_assets.core.plots import render_loss_curves_png
+from gan_assets.core.png import markdown_png
 from gan_assets.core.reference import from_table as reference_from_table
-from gan_assets.core.sources.mixtures import mixture_modes
-from gan_assets.core.trainer import FAKE_LABEL_WARNING, RunInputs, history_frame, run_key, train_run
+from gan_assets.core.run import ModeCentres, RunManifest
+from gan_assets.core.sources.mixtures import modes_of
+from gan_assets.core.training_loop import STAT_NAMES
+from gan_assets.core.training_run import FAKE_LABEL_WARNING, RunInputs, run_key, train_run
 from gan_assets.experiment import (
     ExperimentStore,
     config_deps,
@@ -41,7 +41,7 @@ class TrainingRun(dg.Config):
 
 
 # Two trainings never share one accelerator: limit the `gpu` pool (see the README).
-@dg.asset(partitions_def=experiments_partitions, deps=config_deps("gan_checkpoints"),
+@dg.asset(partitions_def=experiments_partitions, deps=config_deps("model", "training", "seed"),
           code_version=CODE_VERSION, group_name="gan", pool="gpu",
           kinds={"pytorch", "safetensors"}, check_specs=CHECKS)
 def gan_checkpoints(context: dg.AssetExecutionContext, config: TrainingRun, store: ExperimentStore,
@@ -57,45 +57,43 @@ def gan_checkpoints(context: dg.AssetExecutionContext, config: TrainingRun, stor
     if config.training.fake_label > 0:
         context.log.warning(FAKE_LABEL_WARNING.format(beta=config.training.fake_label))
     train = data.subset("train")
-    inputs = RunInputs(train.examples, train.labels, len(data.class_names),
-                       data.examples[rows_by_id(data, reference.ids)], reference.labels, reference.z,
-                       modes=point_modes(data))
+    inputs = RunInputs(images=train.examples, labels=train.labels, num_classes=len(data.class_names),
+                       reference_images=data.examples[rows_by_id(data, reference.ids)],
+                       reference_labels=reference.labels, reference_z=reference.z,
+                       modes=point_modes(data), class_names=data.class_names)
     manifest = train_run(config, inputs, run_dir, log=context.log.info)
-    manifest["run_dir"] = str(run_dir)
-    history = history_frame(run_dir, manifest)
+    history = manifest.history_frame()
     # what this training was computed from, for the retrain schedule's staleness test
-    inputs = {f"config/{k}": v for k, v in observed_versions(context, "gan_checkpoints").items()} | upstream
-    metadata = {**training_metadata(manifest, history, run_dir, config), "input_versions": dg.MetadataValue.json(inputs)}
-    yield dg.Output(manifest, data_version=dg.DataVersion(manifest["checkpoints"][-1]["generator_sha256"]),
-                    metadata=metadata)
-    yield from training_checks(run_dir, manifest, history)
-
-
-def point_modes(data: ImageSet | PointSet) -> dict | None:
-    """Where a 2-D mixture's modes are, for the manifest (the scatter gallery draws them); None for images."""
-    if not isinstance(data, PointSet):
-        return None
-    centers, std = mixture_modes(data.source)
-    return {"centers": centers.tolist(), "std": std}
-
-
-def training_metadata(manifest: dict, history: pd.DataFrame, run_dir: Path, config: ExperimentConfig) -> dict:
-    last, timing = history.iloc[-1], manifest.get("timing", {})
-    return {
-        "run_dir": dg.MetadataValue.path(str(run_dir)),
-        "checkpoints": len(manifest["checkpoints"]),
-        "steps_per_second": float(timing.get("steps_per_second", float("nan"))),
-        "images_per_second": float(timing.get("images_per_second", float("nan"))),
-        "device": manifest["device"],
-        **{f"final_{name}": float(last[name]) for name in ("loss_d", "loss_g", "d_x", "d_g_z")},
-        "loss_curves": dg.MetadataValue.md(markdown_png(render_loss_curves_png(history), "losses")),
-        **config_metadata(config),
-    }
-
-
-def training_checks(run_dir: Path, manifest: dict, history: pd.DataFrame):
-    finite, facts = weights_are_finite(run_dir, manifest)
+    inputs = {f"config/{k}": v for k, v in observed_versions(context).items()} | upstream
+    metadata = {**training_metadata(manifest, history, config), "input_versions": dg.MetadataValue.json(inputs)}
+    finite, facts = weights_are_finite(manifest)
+    if not finite:  # never stored as the asset's value, so no later run can score it
+        raise dg.Failure(f"non-finite weights in {facts['first']} of {manifest.run_dir}; retrain with fresh_run",
+                         metadata=facts)
+    yield dg.Output(manifest, data_version=dg.DataVersion(manifest.latest.generator_sha256), metadata=metadata)
     yield dg.AssetCheckResult(check_name="finite_weights", passed=finite, metadata=facts)
     balanced, facts = d_domination(history)
     yield dg.AssetCheckResult(check_name="d_domination", passed=balanced, severity=dg.AssetCheckSeverity.WARN,
                               metadata=facts)
+
+
+def point_modes(data: ImageSet | PointSet) -> ModeCentres | None:
+    """Where a 2-D mixture's modes are (read from the dataset table), for the scatter gallery; None for images."""
+    if not isinstance(data, PointSet):
+        return None
+    centers, std = modes_of(data)
+    return ModeCentres(tuple(tuple(c) for c in centers.tolist()), std)
+
+
+def training_metadata(manifest: RunManifest, history: pd.DataFrame, config: ExperimentConfig) -> dict:
+    last, timing = history.iloc[-1], manifest.timing
+    return {
+        "run_dir": dg.MetadataValue.path(str(manifest.run_dir)),
+        "checkpoints": len(manifest.checkpoints),
+        "steps_per_second": timing.steps_per_second if timing else float("nan"),
+        "images_per_second": timing.images_per_second if timing else float("nan"),
+        "device": manifest.device,
+        **{f"final_{name}": float(last[name]) for name in STAT_NAMES},
+        "loss_curves": dg.MetadataValue.md(markdown_png(render_loss_curves_png(history), "losses")),
+        **config_metadata(config),
+    }

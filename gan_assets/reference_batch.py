@@ -4,14 +4,14 @@
 import dagster as dg
 import pyarrow as pa
 
-from gan_assets.core.gallery import grid_array, markdown_image, uint8_to_signed
 from gan_assets.core.images import PointSet, decode_table, rows_by_id
+from gan_assets.core.png import grid_array, markdown_image, uint8_to_signed
 from gan_assets.core.reference import select_reference, to_table
 from gan_assets.core.sources.preview import scatter
 from gan_assets.experiment import ExperimentStore, config_deps, config_metadata, experiments_partitions, load_config
 
 
-@dg.asset(partitions_def=experiments_partitions, deps=config_deps("reference_batch"),
+@dg.asset(partitions_def=experiments_partitions, deps=config_deps("reference_batch", "model", "seed"),  # model: z_dim
           code_version="1", group_name="gan", kinds={"parquet"})
 def reference_batch(context: dg.AssetExecutionContext, store: ExperimentStore,
                     dataset: pa.Table) -> dg.Output[pa.Table]:

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from gan_assets.core.gallery import markdown_png
+from gan_assets.core.png import markdown_png
 from gan_assets.core.tutorial_figures import (
     GaussianMixture1D,
     fit_gaussian_to_mixture,

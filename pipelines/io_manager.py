@@ -1,8 +1,10 @@
 """Persistence for every asset value, so asset bodies never open files of their own outputs.
 
 Each value lands at `<root>/experiments/<partition>/<asset>.<ext>`, its format chosen by its type:
-Arrow tables and DataFrames → Parquet, dicts (manifests) → JSON, the evaluator → safetensors.
-Writes go through a temp file and a rename, so a failed write leaves the previous value readable.
+Arrow tables and DataFrames → Parquet, a `RunManifest` → JSON with its run directory relative to the
+root (a moved or copied data directory keeps working), other dicts → JSON, the evaluator →
+safetensors. Writes go through `core.storage` (temp file, fsync, rename), so a failed write leaves the
+previous value readable; a stored file that cannot be read fails naming the file.
 """
 
 from __future__ import annotations
@@ -14,14 +16,23 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
-from safetensors.torch import load_file
+from safetensors import safe_open
 
-from gan_assets.core.checkpoints import save_weights, write_json_atomic
 from gan_assets.core.evaluator import Classifier
-from gan_assets.core.images import write_parquet_atomic
+from gan_assets.core.run import RunManifest
+from gan_assets.core.storage import (
+    StoredFileError,
+    read_json,
+    read_parquet,
+    read_weights,
+    save_weights,
+    write_json_atomic,
+    write_parquet_atomic,
+)
+from gan_assets.experiment import check_experiment_key
 
-EXTENSIONS = {"parquet": (pa.Table, pd.DataFrame), "json": (dict,), "safetensors": (Classifier,)}
+EXTENSIONS = ("parquet", "json", "safetensors")
+RUN_DIR_KEY = "run_dir"  # in a stored manifest: the run directory, relative to the storage root
 
 
 class ExperimentIOManager(dg.ConfigurableIOManager):
@@ -29,7 +40,7 @@ class ExperimentIOManager(dg.ConfigurableIOManager):
 
     def _base(self, context: dg.OutputContext | dg.InputContext) -> Path:
         key = context.asset_key.path[-1]
-        partition = context.asset_partition_key if context.has_asset_partitions else "_all"
+        partition = check_experiment_key(context.asset_partition_key) if context.has_asset_partitions else "_all"
         return Path(self.root) / "experiments" / partition / key
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
@@ -37,31 +48,58 @@ class ExperimentIOManager(dg.ConfigurableIOManager):
         if isinstance(obj, pd.DataFrame):
             obj = pa.Table.from_pandas(obj, preserve_index=False)
         if isinstance(obj, pa.Table):
-            write_parquet_atomic(obj, base.with_suffix(".parquet"))
+            path = write_parquet_atomic(obj, base.with_suffix(".parquet"))
+        elif isinstance(obj, RunManifest):
+            path = write_json_atomic(self._manifest_payload(obj), base.with_suffix(".json"))
         elif isinstance(obj, dict):
-            write_json_atomic(obj, base.with_suffix(".json"))
+            path = write_json_atomic(obj, base.with_suffix(".json"))
         elif isinstance(obj, Classifier):
-            save_weights(obj, base.with_suffix(".safetensors"), {"init_kwargs": json.dumps(obj.init_kwargs)})
+            path = save_weights(obj, base.with_suffix(".safetensors"), {"init_kwargs": json.dumps(obj.init_kwargs)})
         else:
             raise TypeError(f"{context.asset_key.to_user_string()}: no storage format for {type(obj).__name__}")
-        context.add_output_metadata({"path": dg.MetadataValue.path(str(self._stored(base)))})
+        context.add_output_metadata({"path": dg.MetadataValue.path(str(path))})
 
     def load_input(self, context: dg.InputContext) -> Any:
         if context.has_asset_partitions and not context.has_partition_key:
             # an unpartitioned asset reading every experiment (the leaderboard): {partition: value}
-            root = Path(self.root) / "experiments"
-            name = context.asset_key.path[-1]
-            return {key: self._load(context, self._stored(root / key / name)) for key in context.asset_partition_keys}
+            return {key: self._load(context, self._stored(Path(self.root) / "experiments" / key
+                                                          / context.asset_key.path[-1]))
+                    for key in context.asset_partition_keys}
         return self._load(context, self._stored(self._base(context)))
+
+    def _manifest_payload(self, manifest: RunManifest) -> dict[str, Any]:
+        root = Path(self.root).resolve()
+        try:
+            relative = Path(manifest.run_dir).resolve().relative_to(root)
+        except ValueError:
+            raise ValueError(f"run directory {manifest.run_dir} is outside the storage root {root}") from None
+        return {**manifest.to_dict(), RUN_DIR_KEY: relative.as_posix()}
 
     def _load(self, context: dg.InputContext, path: Path) -> Any:
         if path.suffix == ".parquet":
-            table = pq.read_table(path)
-            wants_table = context.dagster_type.typing_type is pa.Table
-            return table if wants_table else table.to_pandas()
+            table = read_parquet(path)
+            return table if context.dagster_type.typing_type is pa.Table else table.to_pandas()
         if path.suffix == ".json":
-            return json.loads(path.read_text())
+            payload = read_json(path)
+            return self._manifest(payload, path) if context.dagster_type.typing_type is RunManifest else payload
         return _load_classifier(path)
+
+    def _manifest(self, payload: dict[str, Any], path: Path) -> RunManifest:
+        return RunManifest.from_json(payload, self._run_dir(payload.get(RUN_DIR_KEY, ""), path), origin=path)
+
+    def _run_dir(self, stored: str, path: Path) -> Path:
+        """The run directory under this root. Manifests of the first releases stored it absolute: its
+        `…/experiments/<partition>/runs/<key>` tail is re-rooted here, so a moved data directory still loads."""
+        stored_path = Path(stored)
+        if stored_path.is_absolute():
+            parts = stored_path.parts
+            if "runs" not in parts[:-1]:
+                raise StoredFileError(f"{path} names run directory {stored!r}, not one under this storage root")
+            stored_path = Path(*parts[len(parts) - parts[::-1].index("runs") - 1:])
+            return path.parent / stored_path
+        if ".." in stored_path.parts or not stored_path.parts:
+            raise StoredFileError(f"{path} names run directory {stored!r}, outside the storage root")
+        return Path(self.root) / stored_path
 
     def _stored(self, base: Path) -> Path:
         for ext in EXTENSIONS:
@@ -71,10 +109,11 @@ class ExperimentIOManager(dg.ConfigurableIOManager):
 
 
 def _load_classifier(path: Path) -> Classifier:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as handle:
-        kwargs = json.loads(handle.metadata()["init_kwargs"])
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            kwargs = json.loads((handle.metadata() or {})["init_kwargs"])
+    except Exception as err:  # safetensors raises several types for a bad header
+        raise StoredFileError(f"{path} is not a readable evaluator file ({err}): rematerialize `evaluator`") from None
     model = Classifier(**kwargs)
-    model.load_state_dict(load_file(str(path)))
+    model.load_state_dict(read_weights(path))
     return model.eval()

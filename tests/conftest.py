@@ -1,9 +1,17 @@
-"""Shared test setup: offline, single BLAS thread, throw-away Dagster home, tiny experiments."""
+"""Shared test setup: offline, one BLAS and one torch thread, throw-away Dagster home, tiny experiments."""
 
 import os
 
-# scipy's sqrtm can stall with several BLAS threads on small machines; metrics run in tests.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# scipy's sqrtm can stall with several BLAS threads on small machines; metrics run in tests. torch's
+# intra-op threads oversubscribe a busy 2-core machine and collapse (a training test stalled for 25 minutes
+# with another CPU-bound process running): the tests' tiny networks run on one thread, in this process and
+# in the subprocesses they start (which inherit these variables).
+for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(variable, "1")
+
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
 
 from pathlib import Path  # noqa: E402
 

@@ -1,92 +1,43 @@
-"""Checkpoints a crash cannot corrupt, and the manifest that names them.
+"""Checkpoints a crash cannot corrupt: write one, and put a run back exactly where one left it.
 
-Weights go to safetensors (no pickle: loading one cannot run code). Optimiser state, the step and the
-RNG state go to a torch file read back only with `weights_only=True`. Every file is written to a temp
-name, fsynced and renamed; the manifest is written last, so whatever it lists is complete. A run
-directory is keyed by what determines the run (config, upstream data versions, code version), not by
-a Dagster run id, so a retried run finds its checkpoints and resumes.
+Weights go to safetensors; optimiser state, the step and the RNG state go to a torch file read back only
+with `weights_only=True`. Each file is written atomically (`storage`), and the entry that names them
+records the sha256 of each, so a resumed run refuses a file that was replaced or corrupted.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import tempfile
-from contextlib import contextmanager
+import pickle
+import zipfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING
 
 import torch
-from safetensors.torch import load_file, save_file
-from torch import nn
 
-from gan_assets.core.training import GanState
+from gan_assets.core.run import RETRAIN_HINT, CheckpointEntry, RunManifest
+from gan_assets.core.storage import StoredFileError, atomic_path, file_sha256, load_weights, save_weights
 
-MANIFEST = "manifest.json"
-
-
-@contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temp path beside `path`; on success fsync it and rename it over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+if TYPE_CHECKING:
+    from gan_assets.core.training_loop import GanState
 
 
-def write_json_atomic(payload: Any, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True))
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def save_weights(module: nn.Module, path: Path, metadata: dict[str, str] | None = None) -> None:
-    tensors = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
-
-
-def load_weights(module: nn.Module, path: Path) -> nn.Module:
-    tensors = load_file(str(path))
-    if "reference" in tensors and getattr(module, "reference", False) is None:
-        # the fixed reference batch (and its classes) travels with the weights
-        module.set_reference(tensors["reference"], tensors.get("reference_labels"))
-    module.load_state_dict(tensors)
-    return module
-
-
-def checkpoint_entry(run_dir: Path, state: GanState) -> dict[str, Any]:
-    """Write one checkpoint's three files; return its manifest entry (paths relative to the run dir)."""
-    stem = f"step_{state.step:06d}"
-    files = {"generator": f"{stem}.generator.safetensors", "discriminator": f"{stem}.discriminator.safetensors",
-             "state": f"{stem}.state.pt"}
+def write_checkpoint(run_dir: Path, state: GanState) -> CheckpointEntry:
+    """Write one checkpoint's three files; return its entry (paths relative to the run dir, with hashes)."""
+    files = CheckpointEntry.file_names(state.step)
     save_weights(state.generator, run_dir / files["generator"])
     save_weights(state.discriminator, run_dir / files["discriminator"])
     with atomic_path(run_dir / files["state"]) as tmp:
         torch.save({"step": state.step, "opt_g": state.opt_g.state_dict(), "opt_d": state.opt_d.state_dict(),
                     "rng": state.rng.get_state()}, tmp)
-    return {"step": state.step, **files, "generator_sha256": file_sha256(run_dir / files["generator"])}
+    hashes = {f"{player}_sha256": file_sha256(run_dir / name) for player, name in files.items()}
+    return CheckpointEntry(step=state.step, **files, **hashes)
 
 
-def restore(state: GanState, run_dir: Path, entry: dict[str, Any]) -> GanState:
+def restore(state: GanState, manifest: RunManifest, entry: CheckpointEntry) -> GanState:
     """Put weights, optimiser moments, RNG and step back exactly as they were at `entry`."""
-    load_weights(state.generator, run_dir / entry["generator"])
-    load_weights(state.discriminator, run_dir / entry["discriminator"])
-    saved = torch.load(run_dir / entry["state"], weights_only=True, map_location="cpu")
+    load_weights(state.generator, manifest.verified_path(entry, "generator"))
+    load_weights(state.discriminator, manifest.verified_path(entry, "discriminator"))
+    saved = read_training_state(manifest.verified_path(entry, "state"))
     state.opt_g.load_state_dict(saved["opt_g"])
     state.opt_d.load_state_dict(saved["opt_d"])
     state.rng.set_state(saved["rng"])
@@ -94,6 +45,13 @@ def restore(state: GanState, run_dir: Path, entry: dict[str, Any]) -> GanState:
     return state
 
 
-def read_manifest(run_dir: Path) -> dict[str, Any] | None:
-    path = run_dir / MANIFEST
-    return json.loads(path.read_text()) if path.exists() else None
+def read_training_state(path: Path) -> dict:
+    """The optimiser/RNG file, read with `weights_only=True`: a planted pickle is refused, never run."""
+    try:
+        return torch.load(path, weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError:
+        raise StoredFileError(f"{path} holds objects other than tensors and plain values (a pickle that could run "
+                              f"code): refused; {RETRAIN_HINT}") from None
+    except (RuntimeError, zipfile.BadZipFile, EOFError, OSError) as err:
+        raise StoredFileError(f"{path} is not a readable training-state file ({err}): the file is corrupted; "
+                              f"{RETRAIN_HINT}") from None

@@ -16,7 +16,20 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from gan_assets.core.losses import GENERATOR_LOSSES
 from gan_assets.core.metrics import DEFAULT_IMAGE_METRICS, DEFAULT_POINT_METRICS, METRICS, PIXEL_METRICS, metric_columns
+from gan_assets.core.norms import NORM_KINDS
+from gan_assets.core.sampling import SAMPLING_MODES
+from gan_assets.core.training_loop import STEP_FUNCTIONS
+
+# The allowed values of these fields are the keys of the registries that implement them, written once there.
+GeneratorLoss = Literal[tuple(GENERATOR_LOSSES)]  # type: ignore[valid-type]
+NormKind = Literal[NORM_KINDS]  # type: ignore[valid-type]
+UpdateRule = Literal[tuple(STEP_FUNCTIONS)]  # type: ignore[valid-type]
+SamplingMode = Literal[SAMPLING_MODES]  # type: ignore[valid-type]
+# Dataset sources: `sources.LOADERS` imports this module, so a test ties the two (tests/core/test_config.py).
+DatasetSource = Literal["digits", "mnist", "fashion_mnist", "cifar10", "image_folder", "ring8", "grid25",
+                        "stacked_mnist"]
 
 # Images per class in sklearn's bundled digits is ~180; the whole set is 1,797 images.
 DIGITS_SIZE = 1797
@@ -24,17 +37,16 @@ POINT_SOURCES = ("ring8", "grid25")  # 2-D mixtures: MLP networks, mode metrics,
 
 
 class Section(BaseModel):
-    """Strict base: an unknown key is an error, and values are re-validated on assignment."""
+    """Strict base: an unknown key, NaN or ±inf is an error, and values are re-validated on assignment."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class DatasetConfig(Section):
     """Which data, at which size. File sources read `root` and never fetch unless `download` is set;
     ring8/grid25 ignore image_size and channels (their examples are 2-D points)."""
 
-    source: Literal["digits", "mnist", "fashion_mnist", "cifar10", "image_folder", "ring8", "grid25",
-                    "stacked_mnist"] = "digits"  # digits: sklearn's bundled 8×8 digits, works offline
+    source: DatasetSource = "digits"  # digits: sklearn's bundled 8×8 digits, works offline
     image_size: int = Field(32, gt=0)  # resized side: 4·2^k (8, 16, 32, 64) or MNIST's own 28
     channels: int = Field(1, ge=1, le=3)  # 1 = grey, 3 = RGB
     root: str = "data/raw"  # where file-based sources look for their files
@@ -90,7 +102,7 @@ class ModelConfig(Section):
     d_width: int = Field(32, gt=0)  # channels of D's first layer (doubles inward)
     g_depth: int = Field(0, ge=0)  # extra stride-1 layers in G at 4×4 (§4.4: D is usually the bigger one)
     d_depth: int = Field(0, ge=0)  # extra stride-1 layers in D at 4×4
-    norm: Literal["batch", "reference", "virtual", "none"] = "batch"  # §3.3 / §4.3, in both networks
+    norm: NormKind = "batch"  # §3.3 / §4.3, in both networks
     conditional: bool = False  # §4.1: G and D both see the class (G: embedding joined to z; D: projection)
     auxiliary_classifier: bool = False  # §4.1: D also predicts the class (the AC-GAN form)
     label_dim: int = Field(16, gt=0)  # size of G's class embedding when conditional
@@ -98,11 +110,11 @@ class ModelConfig(Section):
 
 class TrainingConfig(Section):
     steps: int = Field(3000, gt=0)  # generator updates
-    generator_loss: Literal["minimax", "non_saturating", "maximum_likelihood"] = "non_saturating"  # §3.2.3
+    generator_loss: GeneratorLoss = "non_saturating"  # §3.2.3
     label_smoothing: float = Field(0.1, ge=0.0, lt=0.5)  # α: D's real target is 1 − α (§4.2)
     fake_label: float = Field(0.0, ge=0.0, lt=0.5)  # β: D's fake target; > 0 is harmful (§4.2)
     d_steps: int = Field(1, gt=0)  # D updates per G update; the tutorial finds 1 best
-    update: Literal["alternating", "simultaneous"] = "alternating"
+    update: UpdateRule = "alternating"
     optimizer: Literal["adam", "rmsprop"] = "adam"  # both use lr_g / lr_d; rmsprop ignores beta1/beta2
     classifier_weight: float = Field(1.0, ge=0.0)  # weight of the auxiliary classifier's cross-entropy
     batch_size: int = Field(64, gt=1)  # BN needs at least two examples
@@ -151,7 +163,7 @@ class EvaluationConfig(Section):
     best_direction: Literal["min", "max"] = "min"  # fd: lower is better
     # How G's batch norm normalises when sampling: `eval` uses running statistics, `train` each
     # generated batch's own, `reference` the statistics of the fixed reference z (§4.3).
-    sampling: Literal["eval", "train", "reference"] = "eval"
+    sampling: SamplingMode = "eval"
     inception: InceptionConfig = InceptionConfig()  # adds an `fd_inception` column when weights are given
 
     @model_validator(mode="after")
@@ -254,11 +266,44 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{field}: {error['msg']}"
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader (no tags that build objects), refusing a key given twice in one mapping:
+    plain YAML keeps the last silently, so `seed` written twice would train on a value nobody reads."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Mark] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice (first on line {seen[key].line + 1})", key_node.start_mark)
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: Path) -> Any:
+    """The YAML document in `path`; every way it can be unreadable is a ConfigError naming the file and line."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start}: {err.reason}); save it as UTF-8") from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = " ".join(p for p in (err.context, err.problem) if p)
+        hint = " (YAML indents with spaces, never tabs)" if "\\t" in problem else ""
+        raise ConfigError(f"{path}:{where}: {problem}{hint}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err})") from None
+
+
 def load_experiment(path: str | Path) -> ExperimentConfig:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"experiment file {path} does not exist")
-    raw = yaml.safe_load(path.read_text())
+    raw = read_yaml(path)
     if raw is not None and not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(raw).__name__}")
     return parse_experiment(raw, origin=str(path))

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gan_assets.core.config import EvaluatorConfig
-from gan_assets.core.training import model_input
+from gan_assets.core.networks import model_input
 
 POINT_HIDDEN = 64  # the point trunk's first layer: mode classification of ring8/grid25 is easy
 

@@ -1,49 +1,81 @@
-"""Rendering samples as PNG grids: per-checkpoint grids and a progress strip across training."""
+"""The sample gallery: fixed-z grids per checkpoint and a progress strip across training.
+
+Every grid is drawn from the reference batch's z, so image i of every checkpoint comes from the
+same latent point and progress is comparable image for image. A 2-D mixture's "grid" is a scatter of
+G(z) for every reference z over the mode centres, and its progress strip a row of those scatters.
+"""
 
 from __future__ import annotations
 
-import base64
-import io
+import hashlib
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
-from torchvision.utils import make_grid
 
-from gan_assets.core.checkpoints import atomic_path
-
-
-def grid_array(images: torch.Tensor, nrow: int, padding: int = 2) -> np.ndarray:
-    """Float images in [-1, 1] (N×C×H×W) → one uint8 H×W×3 grid, `nrow` images per row."""
-    grid = make_grid(images.detach().float().cpu(), nrow=nrow, padding=padding, normalize=True,
-                     value_range=(-1, 1), pad_value=1.0)
-    return (grid.mul(255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy())
+from gan_assets.core.plots import render_scatter_panels
+from gan_assets.core.png import grid_array, save_png
+from gan_assets.core.reference import ReferenceBatch
+from gan_assets.core.run import RunManifest
+from gan_assets.core.sampling import class_labels, generate
 
 
-def uint8_to_signed(images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(images).float().div(127.5).sub(1.0)
+@dataclass
+class Gallery:
+    paths: dict[str, str]  # checkpoint name → its grid PNG
+    progress_path: str
+    sha256: str  # of the pixels, so identical checkpoints give an identical data version
+    arrays: dict[str, np.ndarray]  # checkpoint name → grid pixels, for inline thumbnails
+    progress: np.ndarray
+
+    def manifest(self, best: str) -> dict[str, Any]:
+        return {"grids": self.paths, "progress": self.progress_path, "best": self.paths[best], "sha256": self.sha256}
 
 
-def save_png(array: np.ndarray, path: Path) -> Path:
-    with atomic_path(path) as tmp:
-        Image.fromarray(array).save(tmp, format="PNG")
-    return path
+@torch.no_grad()
+def render_gallery(manifest: RunManifest, *, reference: ReferenceBatch, grid_size: int, sampling: str,
+                   out_dir: Path) -> Gallery:
+    """Write one grid PNG per checkpoint and `progress.png` into `out_dir`.
+
+    A conditional G draws one class per row, so the grid doubles as the per-class view.
+    """
+    if manifest.is_points:
+        return render_scatter_gallery(manifest, reference=reference, sampling=sampling, out_dir=out_dir)
+    z = torch.from_numpy(reference.z[: grid_size**2])
+    digest, grids, arrays, strip_rows = hashlib.sha256(), {}, {}, []
+    for entry in manifest.checkpoints:
+        generator = manifest.load_generator(entry, sampling, *reference.tensors())
+        images = generate(generator, z, class_labels(generator, len(z), per_row=grid_size))
+        grid = grid_array(images, nrow=grid_size)
+        name = entry.name
+        grids[name], arrays[name] = str(save_png(grid, out_dir / f"{name}.png")), grid
+        strip_rows.append(images[:grid_size])
+        digest.update(grid.tobytes())
+    # One row per checkpoint, the same z in each column: training's progress at a glance.
+    strip = grid_array(torch.cat(strip_rows), nrow=grid_size)
+    digest.update(strip.tobytes())
+    return Gallery(grids, str(save_png(strip, out_dir / "progress.png")), digest.hexdigest(), arrays, strip)
 
 
-def png_bytes(array: np.ndarray, max_side: int | None = None) -> bytes:
-    image = Image.fromarray(array)
-    if max_side and max(image.size) > max_side:
-        image.thumbnail((max_side, max_side), Image.Resampling.NEAREST)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", optimize=True)
-    return buffer.getvalue()
+@torch.no_grad()
+def render_scatter_gallery(manifest: RunManifest, *, reference: ReferenceBatch, sampling: str,
+                           out_dir: Path) -> Gallery:
+    """2-D mixtures: a scatter PNG per checkpoint and `progress.png`, a row of them, into `out_dir`.
 
-
-def markdown_image(array: np.ndarray, alt: str, max_side: int = 256) -> str:
-    """An inline data-URI image for Dagster's markdown metadata (the UI renders it in place)."""
-    return markdown_png(png_bytes(array, max_side), alt)
-
-
-def markdown_png(png: bytes, alt: str) -> str:
-    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
+    All reference z are drawn (a scatter needs hundreds of points, a grid only grid_size²); the data version
+    hashes the coordinates, not the rendered pixels, which depend on matplotlib's version.
+    """
+    z = torch.from_numpy(reference.z)
+    centers = np.asarray(manifest.modes.centers if manifest.modes else np.zeros((0, 2)), dtype=np.float64)
+    digest, paths, arrays, panels = hashlib.sha256(), {}, {}, {}
+    for entry in manifest.checkpoints:
+        generator = manifest.load_generator(entry, sampling, *reference.tensors())
+        points = generate(generator, z, class_labels(generator, len(z))).numpy()
+        name = entry.name
+        arrays[name] = render_scatter_panels([points], centers, [name])
+        paths[name], panels[name] = str(save_png(arrays[name], out_dir / f"{name}.png")), points
+        digest.update(np.ascontiguousarray(points, dtype="<f4").tobytes())
+    strip = render_scatter_panels(list(panels.values()), centers, list(panels), side_inches=2.2)
+    return Gallery(paths, str(save_png(strip, out_dir / "progress.png")), digest.hexdigest(), arrays, strip)

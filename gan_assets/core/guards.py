@@ -5,23 +5,24 @@ Each returns (passed, facts): the facts become the check's metadata, so a warnin
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from safetensors import safe_open
 
+from gan_assets.core.run import RunManifest
+
 Facts = dict[str, Any]
 
 
-def weights_are_finite(run_dir: Path, manifest: dict[str, Any]) -> tuple[bool, Facts]:
+def weights_are_finite(manifest: RunManifest) -> tuple[bool, Facts]:
     """Every tensor of every checkpoint the manifest lists is free of NaN and ±inf."""
     bad: list[str] = []
-    for entry in manifest["checkpoints"]:
+    for entry in manifest.checkpoints:
         for player in ("generator", "discriminator"):
-            with safe_open(str(run_dir / entry[player]), framework="pt") as handle:
-                bad += [f"{entry[player]}:{key}" for key in handle.keys()
+            with safe_open(str(manifest.verified_path(entry, player)), framework="pt") as handle:
+                bad += [f"{getattr(entry, player)}:{key}" for key in handle.keys()
                         if handle.get_tensor(key).is_floating_point()
                         and not bool(handle.get_tensor(key).isfinite().all())]
     return not bad, {"non_finite_tensors": len(bad), "first": bad[:5]}

@@ -14,14 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 SPLITS = ("train", "held_out")
 
@@ -184,22 +180,6 @@ def _decode_pixels(pixels: pa.ChunkedArray, shape: tuple[int, ...]) -> np.ndarra
         flat[row:row + n] = values.reshape(n, width)
         row += n
     return images
-
-
-def write_parquet_atomic(table: pa.Table, path: Path) -> None:
-    """Write next to the target, fsync, then rename: a failure never leaves a partial file, and the
-    previous file stays readable until the new one is complete."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            pq.write_table(table, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def rows_by_id(data: ImageSet | PointSet, ids: np.ndarray) -> np.ndarray:

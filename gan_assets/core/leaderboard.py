@@ -6,6 +6,8 @@ from typing import Any
 
 import pandas as pd
 
+from gan_assets.core.scoring import REAL_FLOOR, best_row, real_floor_row
+
 
 def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """{"training": {"steps": 5}} → {"training.steps": 5}; lists become strings so they compare."""
@@ -26,23 +28,17 @@ def config_differences(configs: dict[str, dict[str, Any]]) -> pd.DataFrame:
     return frame[varying]
 
 
-def best_of(scores: pd.DataFrame, metric: str, direction: str) -> pd.Series:
-    candidates = scores[scores["name"] != "real_floor"]
-    index = candidates[metric].idxmin() if direction == "min" else candidates[metric].idxmax()
-    return candidates.loc[index]
-
-
 def build_leaderboard(scores: dict[str, pd.DataFrame], configs: dict[str, dict[str, Any]]) -> pd.DataFrame:
     """Best row of each experiment (by its own best metric), its real floor, and what differs in config."""
     rows = []
     for name in sorted(scores):
         evaluation = configs[name]["evaluation"]
-        best = best_of(scores[name], evaluation["best_metric"], evaluation["best_direction"])
-        floor = scores[name].set_index("name").loc["real_floor"]
+        best = best_row(scores[name], evaluation["best_metric"], evaluation["best_direction"])
+        floor = real_floor_row(scores[name])
         metrics = {c: best[c] for c in best.index if c not in ("name", "step")}
         rows.append({"experiment": name, "best_checkpoint": best["name"], "step": int(best["step"]),
                      "ranked_by": evaluation["best_metric"], **metrics,
-                     **{f"real_floor_{c}": floor[c] for c in metrics}})
+                     **{f"{REAL_FLOOR}_{c}": floor[c] for c in metrics}})
     table = pd.DataFrame(rows).set_index("experiment")
     differences = config_differences(configs).add_prefix("config.")
     return table.join(differences).reset_index()

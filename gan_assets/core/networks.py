@@ -23,11 +23,15 @@ with the minibatch; each network holds its reference input as a buffer, set once
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from gan_assets.core.norms import make_norm, set_reference_rows, uses_reference
+
+if TYPE_CHECKING:
+    from gan_assets.core.config import ModelConfig
 
 # MNIST's 28×28 is made at 32×32: D pads its input with background (−1), G crops its output.
 PADDED_SIZES = {28: 32}
@@ -250,3 +254,33 @@ def dcgan_init_(module: nn.Module) -> None:
             nn.init.normal_(m.weight, 1.0, 0.02)
             if getattr(m, "bias", None) is not None:
                 nn.init.zeros_(m.bias)
+
+
+def to_signed_unit(images: Tensor) -> Tensor:
+    """uint8 [0, 255] → float [-1, 1], the range of G's Tanh."""
+    return images.float().div_(127.5).sub_(1.0)
+
+
+def model_input(examples: Tensor) -> Tensor:
+    """What D sees of real examples: uint8 images in G's Tanh range; float 2-D points as they are
+    (G's output is linear there, so coordinates keep their own scale)."""
+    return to_signed_unit(examples) if examples.dtype == torch.uint8 else examples
+
+
+def build_generator(model: ModelConfig, shape: Sequence[int], num_classes: int) -> Generator | MLPGenerator:
+    """The data kind picks the network: (C, H, W) images → DCGAN, (2,) points → PacGAN's MLP."""
+    common = dict(z_dim=model.z_dim, width=model.g_width, norm=model.norm, depth=model.g_depth,
+                  num_classes=num_classes if model.conditional else 0, label_dim=model.label_dim)
+    if len(shape) == 1:
+        return MLPGenerator(out_dim=shape[0], **common)
+    channels, image_size, _ = shape
+    return Generator(channels=channels, image_size=image_size, **common)
+
+
+def build_discriminator(model: ModelConfig, shape: Sequence[int], num_classes: int) -> Discriminator | MLPDiscriminator:
+    common = dict(width=model.d_width, norm=model.norm, depth=model.d_depth, num_classes=num_classes,
+                  conditional=model.conditional, auxiliary_classifier=model.auxiliary_classifier)
+    if len(shape) == 1:
+        return MLPDiscriminator(in_dim=shape[0], **common)
+    channels, image_size, _ = shape
+    return Discriminator(channels=channels, image_size=image_size, **common)

@@ -9,8 +9,7 @@ with PacGAN's mode metrics against the mixture's known centres (`metrics.scored_
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -21,12 +20,13 @@ from gan_assets.core.evaluator import Classifier, embed
 from gan_assets.core.images import ImageSet, PointSet
 from gan_assets.core.metrics import Evidence, MetricContext, compute_metrics, median_nearest_distance, scored_metrics
 from gan_assets.core.metrics.inception import inception_fd, load_inception
-from gan_assets.core.networks import Generator
+from gan_assets.core.networks import Generator, model_input
 from gan_assets.core.reference import ReferenceBatch
-from gan_assets.core.sampling import class_labels, for_sampling, generate
-from gan_assets.core.sources.mixtures import mixture_modes
-from gan_assets.core.trainer import load_generator
-from gan_assets.core.training import model_input
+from gan_assets.core.run import RunManifest
+from gan_assets.core.sampling import class_labels, generate
+from gan_assets.core.sources.mixtures import modes_of
+
+REAL_FLOOR = "real_floor"  # the score row of held-out real data: every number is read beside it
 
 # Scores use their own z stream, apart from training's and the gallery's reference z.
 SCORING_SEED_OFFSET = 7919
@@ -55,7 +55,7 @@ def real_context(classifier: Classifier, data: ImageSet | PointSet,
     held_ev = evidence_of(classifier, model_input(torch.from_numpy(held_out.examples)))
     prior = torch.bincount(torch.from_numpy(train.labels), minlength=len(data.class_names)).double()
     if isinstance(data, PointSet):  # the mixture's true modes, not estimates from the samples
-        centers, std = mixture_modes(data.source)
+        centers, std = modes_of(data)
         ctx = MetricContext(class_prior=prior / prior.sum(), seed=seed, mode_centers=centers, mode_std=std)
     else:
         ctx = MetricContext(class_prior=prior / prior.sum(), seed=seed,
@@ -63,20 +63,20 @@ def real_context(classifier: Classifier, data: ImageSet | PointSet,
     return train_ev, held_ev, ctx
 
 
-def score_checkpoints(run_dir: Path, manifest: dict[str, Any], classifier: Classifier, data: ImageSet | PointSet,
+def score_checkpoints(manifest: RunManifest, *, classifier: Classifier, data: ImageSet | PointSet,
                       evaluation: EvaluationConfig, reference: ReferenceBatch, seed: int) -> pd.DataFrame:
     """Every metric of `evaluation.metrics` (as `scored_metrics` adapts them to the data) for each checkpoint
     the manifest names, then the real floor."""
     train_ev, held_ev, ctx = real_context(classifier, data, seed)
     metrics, rows = scored_metrics(evaluation.metrics, isinstance(data, PointSet)), []
     inception = inception_scorer(evaluation, data)
-    for entry in manifest["checkpoints"]:
-        generator = for_sampling(load_generator(run_dir, manifest, entry), evaluation.sampling, *reference.tensors())
+    for entry in manifest.checkpoints:
+        generator = manifest.load_generator(entry, evaluation.sampling, *reference.tensors())
         images = scoring_samples(generator, evaluation.num_samples, seed + SCORING_SEED_OFFSET)
-        rows.append({"name": f"step_{entry['step']:06d}", "step": entry["step"],
+        rows.append({"name": entry.name, "step": entry.step,
                      **compute_metrics(metrics, evidence_of(classifier, images), train_ev, ctx), **inception(images)})
     held_out = model_input(torch.from_numpy(data.subset("held_out").examples))
-    rows.append({"name": "real_floor", "step": None, **compute_metrics(metrics, held_ev, train_ev, ctx),
+    rows.append({"name": REAL_FLOOR, "step": None, **compute_metrics(metrics, held_ev, train_ev, ctx),
                  **inception(held_out)})
     frame = pd.DataFrame(rows)
     frame["step"] = frame["step"].astype("Int64")
@@ -94,7 +94,7 @@ def inception_scorer(evaluation: EvaluationConfig, data: ImageSet | PointSet) ->
 
 def best_row(scores: pd.DataFrame, metric: str, direction: str) -> pd.Series:
     """The best checkpoint row (the real floor never competes)."""
-    candidates = scores[scores["name"] != "real_floor"]
+    candidates = scores[scores["name"] != REAL_FLOOR]
     values = candidates[metric].to_numpy(dtype=np.float64)
     pick = np.nanargmin(values) if direction == "min" else np.nanargmax(values)
     return candidates.iloc[int(pick)]
@@ -103,3 +103,7 @@ def best_row(scores: pd.DataFrame, metric: str, direction: str) -> pd.Series:
 def frame_hash(frame: pd.DataFrame) -> str:
     """sha256 of a table's values: the data version of score tables."""
     return hashlib.sha256(frame.to_json(orient="split", double_precision=15).encode()).hexdigest()
+
+
+def real_floor_row(scores: pd.DataFrame) -> pd.Series:
+    return scores[scores["name"] == REAL_FLOOR].iloc[0]

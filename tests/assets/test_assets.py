@@ -86,10 +86,10 @@ def test_evaluator_reports_accuracy_and_its_check(upstream):
 def test_gan_checkpoints_asset_lists_its_checkpoints(upstream, storage_root):
     *_, checkpoints = upstream
     manifest = checkpoints.value
-    assert [c["step"] for c in manifest["checkpoints"]] == [10, 20]
-    assert manifest["run_dir"].startswith(str(storage_root.resolve()))
+    assert [c.step for c in manifest.checkpoints] == [10, 20]
+    assert manifest.run_dir.is_relative_to(storage_root.resolve())
     assert meta(checkpoints, "checkpoints") == 2 and meta(checkpoints, "steps_per_second") > 0
-    assert checkpoints.data_version.value == manifest["checkpoints"][-1]["generator_sha256"]
+    assert checkpoints.data_version.value == manifest.latest.generator_sha256
 
 
 def test_scores_and_gallery_assets(upstream, store):

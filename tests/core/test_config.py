@@ -61,3 +61,33 @@ def test_section_hash_ignores_formatting(tmp_path: Path):
     b.write_text("# comment\ntraining:\n  batch_size: 32\n  steps: 5\n")
     assert section_hash(load_experiment(a).training) == section_hash(load_experiment(b).training)
     assert section_hash(load_experiment(a).training) != section_hash(ExperimentConfig().training)
+
+
+def test_option_lists_are_the_registries_that_implement_them():
+    """Each option's allowed values are the keys of what runs it: a new loss, norm, update rule, sampling
+    mode or dataset source is accepted by the config exactly when it is implemented."""
+    from typing import get_args
+
+    from gan_assets.core.config import DatasetConfig, EvaluationConfig, ModelConfig, TrainingConfig
+    from gan_assets.core.losses import GENERATOR_LOSSES
+    from gan_assets.core.norms import NORM_KINDS
+    from gan_assets.core.sampling import SAMPLING_MODES
+    from gan_assets.core.sources import LOADERS
+    from gan_assets.core.training_loop import STEP_FUNCTIONS
+
+    def allowed(model, field):
+        return set(get_args(model.model_fields[field].annotation))
+
+    assert allowed(TrainingConfig, "generator_loss") == set(GENERATOR_LOSSES)
+    assert allowed(TrainingConfig, "update") == set(STEP_FUNCTIONS)
+    assert allowed(ModelConfig, "norm") == set(NORM_KINDS)
+    assert allowed(EvaluationConfig, "sampling") == set(SAMPLING_MODES)
+    assert allowed(DatasetConfig, "source") == set(LOADERS)
+
+
+@pytest.mark.parametrize("value", [".inf", "-.inf", ".nan"])
+def test_non_finite_numbers_are_refused(tmp_path: Path, value):
+    path = tmp_path / "e.yaml"
+    path.write_text(f"training:\n  lr_g: {value}\n")
+    with pytest.raises(ConfigError, match="training.lr_g: Input should be a finite number"):
+        load_experiment(path)

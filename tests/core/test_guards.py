@@ -8,18 +8,24 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from gan_assets.core.config import ModelConfig
 from gan_assets.core.guards import d_domination, mode_collapse, regression, weights_are_finite
+from gan_assets.core.run import CheckpointEntry, RunManifest
+from gan_assets.core.storage import file_sha256
 
 
-def write_checkpoint(run_dir: Path, value: float) -> dict:
+def write_checkpoint(run_dir: Path, value: float) -> RunManifest:
     save_file({"w": torch.full((3,), value), "n": torch.tensor([1])}, str(run_dir / "g.safetensors"))
     save_file({"w": torch.ones(2)}, str(run_dir / "d.safetensors"))
-    return {"checkpoints": [{"generator": "g.safetensors", "discriminator": "d.safetensors"}]}
+    entry = CheckpointEntry(step=1, generator="g.safetensors", discriminator="d.safetensors", state="s.pt",
+                            generator_sha256=file_sha256(run_dir / "g.safetensors"))
+    return RunManifest(run_dir=run_dir, model=ModelConfig(), shape=(1, 8, 8), num_classes=1, device="cpu",
+                       checkpoints=(entry,))
 
 
 @pytest.mark.parametrize("value, finite", [(0.5, True), (float("nan"), False), (float("inf"), False)])
 def test_finite_weights(tmp_path, value, finite):
-    passed, facts = weights_are_finite(tmp_path, write_checkpoint(tmp_path, value))
+    passed, facts = weights_are_finite(write_checkpoint(tmp_path, value))
     assert passed == finite and facts["non_finite_tensors"] == (0 if finite else 1)
 
 

@@ -7,8 +7,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from gan_assets.core.config import DatasetConfig
-from gan_assets.core.images import ImageSet, from_table, rows_by_id, to_table, write_parquet_atomic
+from gan_assets.core.images import ImageSet, from_table, rows_by_id, to_table
 from gan_assets.core.sources import load_dataset, stratified_split
+from gan_assets.core.storage import write_parquet_atomic
 
 
 def random_set(n=50, shape=(3, 8, 8), seed=0) -> ImageSet:

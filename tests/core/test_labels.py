@@ -16,11 +16,12 @@ from gan_assets.core.images import rows_by_id
 from gan_assets.core.reference import select_reference
 from gan_assets.core.sampling import class_labels, generate
 from gan_assets.core.sources import load_dataset
-from gan_assets.core.trainer import RunInputs, load_generator, train_run
+from gan_assets.core.training_run import RunInputs, train_run
 
 THRESHOLD = 0.40
 
 
+@pytest.mark.statistical
 @pytest.mark.parametrize("auxiliary", [False, True])
 def test_conditional_generator_draws_the_asked_class(tmp_path: Path, auxiliary: bool):
     config = parse_experiment({
@@ -32,10 +33,11 @@ def test_conditional_generator_draws_the_asked_class(tmp_path: Path, auxiliary: 
     data = load_dataset(config.dataset)
     train = data.subset("train")
     reference = select_reference(train.ids, train.labels, 64, 32, seed=0)
-    inputs = RunInputs(train.images, train.labels, 10, data.images[rows_by_id(data, reference.ids)],
-                       reference.labels, reference.z)
+    inputs = RunInputs(images=train.images, labels=train.labels, num_classes=10,
+                       reference_images=data.images[rows_by_id(data, reference.ids)],
+                       reference_labels=reference.labels, reference_z=reference.z)
     manifest = train_run(config, inputs, tmp_path, log=lambda message: None)
-    generator = load_generator(tmp_path, manifest, manifest["checkpoints"][-1])
+    generator = manifest.load_generator(manifest.latest)
     classifier = train_classifier(train.images, train.labels, 10, config.evaluator, seed=0)
     z = torch.randn(1000, 32, generator=torch.Generator().manual_seed(5))
     asked = class_labels(generator, 1000)

@@ -7,8 +7,8 @@ import torch
 from safetensors.torch import save_file
 from torchvision.models import inception_v3
 
-from gan_assets.core.checkpoints import file_sha256 as sha256_of
 from gan_assets.core.metrics.inception import inception_fd, load_inception
+from gan_assets.core.storage import file_sha256 as sha256_of
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,16 @@ import torch
 from torch import nn
 
 from gan_assets.core.config import parse_experiment
-from gan_assets.core.networks import MLP_BASE_DEPTH, Discriminator, Generator, MLPDiscriminator, MLPGenerator
+from gan_assets.core.networks import (
+    MLP_BASE_DEPTH,
+    Discriminator,
+    Generator,
+    MLPDiscriminator,
+    MLPGenerator,
+    build_discriminator,
+    build_generator,
+)
 from gan_assets.core.norms import NORM_KINDS, BatchNorm, NoNorm, ReferenceBatchNorm, VirtualBatchNorm
-from gan_assets.core.trainer import build_discriminator, build_generator
 
 NORM_TYPES = (BatchNorm, ReferenceBatchNorm, VirtualBatchNorm, NoNorm)
 EXPECTED = {"batch": BatchNorm, "reference": ReferenceBatchNorm, "virtual": VirtualBatchNorm, "none": NoNorm}

@@ -9,12 +9,12 @@ import torch
 
 from gan_assets.core.config import ConfigError, parse_experiment
 from gan_assets.core.evaluator import train_classifier
+from gan_assets.core.gallery import render_gallery
 from gan_assets.core.metrics import DEFAULT_IMAGE_METRICS, compute_metrics, scored_metrics
 from gan_assets.core.reference import select_reference
-from gan_assets.core.samples import render_gallery
 from gan_assets.core.scoring import evidence_of, real_context, score_checkpoints
 from gan_assets.core.sources import load_dataset, mixture_modes
-from gan_assets.core.trainer import train_run
+from gan_assets.core.training_run import train_run
 from tests.core.test_points_training import ring8_inputs
 
 POINT_METRICS = scored_metrics(DEFAULT_IMAGE_METRICS, points=True)
@@ -93,7 +93,8 @@ def ring8_run(tmp_path_factory):
 def test_score_checkpoints_on_points_has_mode_columns(ring8_run, scored_ring8):
     config, data, run_dir, manifest, reference = ring8_run
     evaluation = config.evaluation.model_copy(update={"num_samples": 200})
-    scores = score_checkpoints(run_dir, manifest, scored_ring8[0], data, evaluation, reference, seed=0)
+    scores = score_checkpoints(manifest, classifier=scored_ring8[0], data=data, evaluation=evaluation,
+                               reference=reference, seed=0)
     assert scores["name"].tolist() == ["step_000002", "step_000004", "real_floor"]
     assert {"modes", "hq_fraction", "reverse_kl", "fd", "recall"} <= set(scores.columns)
     assert "nn_ratio" not in scores.columns
@@ -102,11 +103,13 @@ def test_score_checkpoints_on_points_has_mode_columns(ring8_run, scored_ring8):
 
 def test_points_gallery_is_a_scatter_per_checkpoint(ring8_run, tmp_path: Path):
     config, _, run_dir, manifest, reference = ring8_run
-    gallery = render_gallery(run_dir, manifest, reference, config.gallery.grid_size, "eval", tmp_path)
+    gallery = render_gallery(manifest, reference=reference, grid_size=config.gallery.grid_size, sampling="eval",
+                             out_dir=tmp_path)
     assert set(gallery.paths) == {"step_000002", "step_000004"}
     assert all(Path(p).is_file() for p in [*gallery.paths.values(), gallery.progress_path])
     single = gallery.arrays["step_000002"]
     assert single.dtype == np.uint8 and single.ndim == 3 and single.shape[2] == 3
     assert gallery.progress.shape[1] >= 2 * gallery.progress.shape[0]  # a row of two square scatters
-    again = render_gallery(run_dir, manifest, reference, config.gallery.grid_size, "eval", tmp_path / "again")
+    again = render_gallery(manifest, reference=reference, grid_size=config.gallery.grid_size, sampling="eval",
+                           out_dir=tmp_path / "again")
     assert again.sha256 == gallery.sha256

@@ -10,9 +10,10 @@ from gan_assets.core.evaluator import accuracy, train_classifier
 from gan_assets.core.images import rows_by_id
 from gan_assets.core.networks import MLPGenerator
 from gan_assets.core.reference import select_reference
+from gan_assets.core.run import ModeCentres
 from gan_assets.core.sources import load_dataset, mixture_modes
-from gan_assets.core.trainer import RunInputs, _device_data, _fresh_state, load_generator, train_run
-from gan_assets.core.training import STEP_FUNCTIONS, sample_real
+from gan_assets.core.training_loop import STEP_FUNCTIONS, sample_real
+from gan_assets.core.training_run import RunInputs, _device_data, _fresh_state, train_run
 
 RAW = {"dataset": {"source": "ring8", "num_samples": 400}, "reference_batch": {"size": 16},
        "model": {"z_dim": 2, "g_width": 16, "d_width": 16},
@@ -26,8 +27,9 @@ def ring8_inputs(raw=RAW) -> tuple:
     train = data.subset("train")
     ref = select_reference(train.ids, train.labels, config.reference_batch.size, config.model.z_dim, config.seed)
     centers, std = mixture_modes("ring8")
-    inputs = RunInputs(train.points, train.labels, 8, data.points[rows_by_id(data, ref.ids)], ref.labels,
-                       ref.z, modes={"centers": centers.tolist(), "std": std})
+    inputs = RunInputs(images=train.points, labels=train.labels, num_classes=8,
+                       reference_images=data.points[rows_by_id(data, ref.ids)], reference_labels=ref.labels,
+                       reference_z=ref.z, modes=ModeCentres(tuple(map(tuple, centers.tolist())), std))
     return config, data, inputs
 
 
@@ -58,8 +60,8 @@ def test_real_points_reach_d_as_coordinates():
 def test_run_manifest_rebuilds_the_mlp_and_names_the_modes(tmp_path: Path):
     config, _, inputs = ring8_inputs()
     manifest = train_run(config, inputs, tmp_path, log=lambda message: None)
-    assert manifest["shape"] == [2] and len(manifest["modes"]["centers"]) == 8
-    generator = load_generator(tmp_path, manifest, manifest["checkpoints"][-1])
+    assert manifest.shape == (2,) and len(manifest.modes.centers) == 8
+    generator = manifest.load_generator(manifest.latest)
     assert isinstance(generator, MLPGenerator) and generator(torch.randn(3, 2)).shape == (3, 2)
 
 

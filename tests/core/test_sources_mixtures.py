@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from gan_assets.core.config import DatasetConfig, dataset_train_size
-from gan_assets.core.images import PointSet, decode_table, from_table, points_from_table, to_table, write_parquet_atomic
+from gan_assets.core.images import PointSet, decode_table, from_table, points_from_table, to_table
 from gan_assets.core.metrics import ring_centers
 from gan_assets.core.sources import load_dataset, mixture_modes, modes_of
+from gan_assets.core.storage import write_parquet_atomic
 
 
 def mixture(source: str, n: int = 4000, seed: int = 0, **overrides) -> PointSet:

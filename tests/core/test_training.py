@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 import torch
 
-from gan_assets.core.checkpoints import read_manifest
 from gan_assets.core.config import parse_experiment
 from gan_assets.core.networks import Discriminator, Generator, dcgan_init_
-from gan_assets.core.trainer import RunInputs, load_generator, train_run
-from gan_assets.core.training import STEP_FUNCTIONS, TrainingData, new_state
+from gan_assets.core.run import RunManifest
+from gan_assets.core.training_loop import STEP_FUNCTIONS, TrainingData, new_state
+from gan_assets.core.training_run import RunInputs, train_run
 
 TINY = {"model": {"z_dim": 8, "g_width": 4, "d_width": 4},
         "training": {"steps": 6, "batch_size": 8, "checkpoint_every": 3, "log_every": 2},
@@ -79,21 +79,23 @@ def test_d_steps_runs_k_discriminator_updates():
     assert state.opt_g.state[next(iter(state.generator.parameters()))]["step"] == 1
 
 
-def run(config, run_dir: Path) -> dict:
+def run(config, run_dir: Path) -> RunManifest:
     data, labels = fake_digits(), np.arange(64) % 4
     z = torch.randn(8, 8, generator=torch.Generator().manual_seed(1)).numpy()
-    inputs = RunInputs(data, labels, 4, data[:8], labels[:8], z)
+    inputs = RunInputs(images=data, labels=labels, num_classes=4, reference_images=data[:8],
+                       reference_labels=labels[:8], reference_z=z)
     return train_run(config, inputs, run_dir, log=lambda message: None)
 
 
 def test_run_writes_checkpoints_history_and_manifest(tmp_path: Path):
     manifest = run(tiny_config(), tmp_path)
-    assert [c["step"] for c in manifest["checkpoints"]] == [3, 6]
-    assert read_manifest(tmp_path) == manifest
+    assert [c.step for c in manifest.checkpoints] == [3, 6]
+    assert [c.name for c in manifest.checkpoints] == ["step_000003", "step_000006"]
+    assert RunManifest.read(tmp_path) == manifest
     history = pd.read_parquet(tmp_path / "history.parquet")
     assert history["step"].tolist() == [2, 4, 6]
     assert np.isfinite(history[["loss_d", "loss_g", "d_x", "d_g_z"]].to_numpy()).all()
-    generator = load_generator(tmp_path, manifest, manifest["checkpoints"][-1])
+    generator = manifest.load_generator(manifest.latest)
     assert generator(torch.randn(2, 8)).shape == (2, 1, 16, 16)
 
 
@@ -101,8 +103,8 @@ def test_resume_continues_exactly_where_it_stopped(tmp_path: Path):
     whole = run(tiny_config(), tmp_path / "whole")
     run(tiny_config(steps=3), tmp_path / "split")  # "crashes" after the first checkpoint…
     resumed = run(tiny_config(), tmp_path / "split")  # …and a retry picks up from it
-    assert [c["step"] for c in resumed["checkpoints"]] == [3, 6]
-    final = [m["checkpoints"][-1]["generator_sha256"] for m in (whole, resumed)]
+    assert [c.step for c in resumed.checkpoints] == [3, 6]
+    final = [m.latest.generator_sha256 for m in (whole, resumed)]
     assert final[0] == final[1]
     # the short run logged its own last step (3); the resumed history continues it without repeats
     assert pd.read_parquet(tmp_path / "split/history.parquet")["step"].tolist() == [2, 3, 4, 6]
@@ -114,7 +116,7 @@ def test_reference_norm_runs_and_checkpoints_keep_the_reference(tmp_path: Path, 
     raw["dataset"] = {"image_size": 16}
     raw["model"]["norm"] = norm
     manifest = run(parse_experiment(raw), tmp_path)
-    generator = load_generator(tmp_path, manifest, manifest["checkpoints"][-1])
+    generator = manifest.load_generator(manifest.latest)
     assert generator.reference.shape == (8, 8)
     z = torch.randn(4, 8)
     torch.testing.assert_close(generator(z)[:1], generator(z[:1]))

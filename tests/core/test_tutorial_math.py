@@ -54,6 +54,7 @@ def _train_discriminator(real_target: float, fake_target: float) -> nn.Module:
     "real_target, fake_target",
     [(1.0, 0.0), (0.9, 0.2)],  # plain J(D); then one-sided 1-α = 0.9 plus the harmful β = 0.2
 )
+@pytest.mark.statistical
 def test_trained_discriminator_matches_optimal_d(real_target, fake_target):
     d = _train_discriminator(real_target, fake_target)
     p_data = _log_normal(GRID, DATA_MEAN, DATA_STD).exp()

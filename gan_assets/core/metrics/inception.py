@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gan_assets.core.checkpoints import file_sha256
+from gan_assets.core.storage import file_sha256
 
 from .distances import frechet_distance_from_stats, gaussian_stats
 

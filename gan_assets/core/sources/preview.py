@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from gan_assets.core.gallery import grid_array, uint8_to_signed
 from gan_assets.core.images import SPLITS, ImageSet, PointSet
+from gan_assets.core.png import grid_array, uint8_to_signed
 
 LISTED_CLASSES = 20  # beyond this (stacked_mnist's 1,000 modes) the table summarises the rest
 PALETTE = np.array([[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189],

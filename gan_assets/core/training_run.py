@@ -1,8 +1,8 @@
 """One experiment's training run on disk: networks built from config, checkpoints, history, manifest.
 
-The manifest is the run's contract with everything downstream: it names each checkpoint (with the
-generator's sha256), the model config that rebuilds the generator, and the loss history table.
-Evaluation reads exactly the checkpoints a manifest names, never "the newest file".
+`train_run` trains or resumes the run in a directory and returns its `RunManifest` (`core/run.py`), the
+contract every later stage reads. The manifest is written after each checkpoint and last, so whatever
+it lists is complete; a run that goes non-finite stops with its last good checkpoint still the latest.
 """
 
 from __future__ import annotations
@@ -11,63 +11,33 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import torch
 
-from gan_assets.core.checkpoints import (
-    MANIFEST,
-    checkpoint_entry,
-    load_weights,
-    read_manifest,
-    restore,
-    write_json_atomic,
-)
-from gan_assets.core.config import ExperimentConfig, ModelConfig
-from gan_assets.core.images import write_parquet_atomic
-from gan_assets.core.networks import Discriminator, Generator, MLPDiscriminator, MLPGenerator, dcgan_init_
+from gan_assets.core.checkpoints import restore, write_checkpoint
+from gan_assets.core.config import ExperimentConfig
+from gan_assets.core.networks import build_discriminator, build_generator, dcgan_init_, model_input
 from gan_assets.core.norms import uses_reference
-from gan_assets.core.training import (
+from gan_assets.core.run import HISTORY_FILE, ModeCentres, RunManifest, RunTiming
+from gan_assets.core.storage import read_parquet, remove_stale_temps, write_parquet_atomic
+from gan_assets.core.training_loop import (
     STAT_NAMES,
     GanState,
     TrainingCallbacks,
     TrainingData,
-    model_input,
     new_state,
     resolve_device,
     train,
 )
 
-HISTORY = "history.parquet"
-
-
 # §4.2: with a fake target β > 0 the optimal D peaks where p_model has spurious modes.
 FAKE_LABEL_WARNING = ("training.fake_label = {beta} > 0 smooths the fake side: D* = ((1-α)p_data + β p_model) / "
                       "(p_data + p_model) then rewards G for staying where p_model already is, reinforcing "
                       "spurious modes (tutorial §4.2). Use one-sided smoothing (fake_label 0) unless you mean it.")
-
-
-def build_generator(model: ModelConfig, shape: Sequence[int], num_classes: int) -> Generator | MLPGenerator:
-    """The data kind picks the network: (C, H, W) images → DCGAN, (2,) points → PacGAN's MLP."""
-    classes = num_classes if model.conditional else 0
-    if len(shape) == 1:
-        return MLPGenerator(model.z_dim, model.g_width, shape[0], model.norm, model.g_depth, classes, model.label_dim)
-    channels, image_size, _ = shape
-    return Generator(model.z_dim, model.g_width, channels, image_size, model.norm, model.g_depth,
-                     classes, model.label_dim)
-
-
-def build_discriminator(model: ModelConfig, shape: Sequence[int],
-                        num_classes: int) -> Discriminator | MLPDiscriminator:
-    if len(shape) == 1:
-        return MLPDiscriminator(model.d_width, shape[0], model.norm, model.d_depth, num_classes,
-                                model.conditional, model.auxiliary_classifier)
-    channels, image_size, _ = shape
-    return Discriminator(model.d_width, channels, image_size, model.norm, model.d_depth, num_classes,
-                         model.conditional, model.auxiliary_classifier)
 
 
 def run_key(config: ExperimentConfig, upstream: dict[str, str], code_version: str) -> str:
@@ -78,12 +48,12 @@ def run_key(config: ExperimentConfig, upstream: dict[str, str], code_version: st
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RunInputs:
     """What a run trains on: the train split and the fixed reference batch (§4.3).
 
     Images are uint8 (N, C, H, W); 2-D mixtures are float32 (N, 2) points, labelled by mode, and carry
-    their mode centres and std so the manifest tells downstream stages (the scatter gallery) where the modes are.
+    their mode centres so the manifest tells downstream stages (the scatter gallery) where the modes are.
     """
 
     images: np.ndarray  # (N, C, H, W) uint8, or (N, 2) float32 points
@@ -92,7 +62,8 @@ class RunInputs:
     reference_images: np.ndarray  # D's reference batch, same kind as `images`
     reference_labels: np.ndarray
     reference_z: np.ndarray  # G's reference batch, float32 (N_ref, z_dim)
-    modes: dict[str, Any] | None = None  # points only: {"centers": [[x, y], …], "std": s}
+    modes: ModeCentres | None = None  # points only
+    class_names: tuple[str, ...] = ()
 
 
 def _fresh_state(config: ExperimentConfig, inputs: RunInputs, device: torch.device) -> GanState:
@@ -117,23 +88,25 @@ def _device_data(inputs: RunInputs, device: torch.device) -> TrainingData:
 
 
 def train_run(config: ExperimentConfig, inputs: RunInputs, run_dir: Path,
-              log: Callable[[str], None] = print) -> dict[str, Any]:
+              log: Callable[[str], None] = print) -> RunManifest:
     """Train (or resume) the run in `run_dir`; return its final manifest."""
     if config.training.fake_label > 0:
         log(FAKE_LABEL_WARNING.format(beta=config.training.fake_label))
     device = resolve_device(config.training.device)
     state = _fresh_state(config, inputs, device)
-    manifest = read_manifest(run_dir) or _new_manifest(config, inputs, device)
-    if manifest["checkpoints"]:
-        restore(state, run_dir, manifest["checkpoints"][-1])
+    remove_stale_temps(run_dir)  # temp files of writes a killed run left behind
+    manifest = RunManifest.read(run_dir) or _new_manifest(config, inputs, device, run_dir)
+    if manifest.checkpoints:
+        restore(state, manifest, manifest.latest)
         log(f"resuming from step {state.step} in {run_dir}")
     history = _read_history(run_dir, state.step)
     data = _device_data(inputs, device)
 
     def on_checkpoint(s: GanState) -> None:
-        manifest["checkpoints"].append(checkpoint_entry(run_dir, s))
-        write_parquet_atomic(_history_table(history), run_dir / HISTORY)
-        write_json_atomic(manifest, run_dir / MANIFEST)  # last: whatever it lists is complete
+        nonlocal manifest
+        manifest = manifest.with_checkpoint(write_checkpoint(run_dir, s))
+        write_parquet_atomic(_history_table(history), run_dir / manifest.history)
+        manifest.write()  # last: whatever it lists is complete
 
     def on_progress(step: int, stats: dict[str, float]) -> None:
         history.append(stats)
@@ -141,19 +114,18 @@ def train_run(config: ExperimentConfig, inputs: RunInputs, run_dir: Path,
 
     report = train(state, data, config.training, TrainingCallbacks(progress=on_progress, checkpoint=on_checkpoint))
     if report.steps_done:
-        manifest["timing"] = {"steps": report.steps_done, "seconds": report.seconds,
-                              "steps_per_second": report.steps_per_second,
-                              # real images D sees per second
-                              "images_per_second": report.steps_per_second * config.training.batch_size
-                              * config.training.d_steps}
-        write_json_atomic(manifest, run_dir / MANIFEST)
+        images_per_second = report.steps_per_second * config.training.batch_size * config.training.d_steps
+        manifest = manifest.with_timing(RunTiming(steps=report.steps_done, seconds=report.seconds,
+                                                  steps_per_second=report.steps_per_second,
+                                                  images_per_second=images_per_second))
+        manifest.write()
     return manifest
 
 
-def _new_manifest(config: ExperimentConfig, inputs: RunInputs, device: torch.device) -> dict[str, Any]:
-    manifest = {"model": config.model.model_dump(mode="json"), "shape": list(inputs.images.shape[1:]),
-                "num_classes": inputs.num_classes, "device": str(device), "history": HISTORY, "checkpoints": []}
-    return manifest | ({"modes": inputs.modes} if inputs.modes is not None else {})
+def _new_manifest(config: ExperimentConfig, inputs: RunInputs, device: torch.device, run_dir: Path) -> RunManifest:
+    return RunManifest(run_dir=run_dir, model=config.model, shape=tuple(int(s) for s in inputs.images.shape[1:]),
+                       num_classes=inputs.num_classes, device=str(device), modes=inputs.modes,
+                       history=HISTORY_FILE, classes=tuple(inputs.class_names))
 
 
 def _history_table(history: list[dict[str, float]]) -> pa.Table:
@@ -162,19 +134,8 @@ def _history_table(history: list[dict[str, float]]) -> pa.Table:
 
 
 def _read_history(run_dir: Path, up_to_step: int) -> list[dict[str, float]]:
-    path = run_dir / HISTORY
+    path = run_dir / HISTORY_FILE
     if not path.exists():
         return []
-    frame = pd.read_parquet(path)
+    frame = read_parquet(path).to_pandas()
     return frame[frame["step"] <= up_to_step].to_dict("records")
-
-
-def load_generator(run_dir: Path, manifest: dict[str, Any], entry: dict[str, Any]) -> Generator | MLPGenerator:
-    """The checkpoint's generator, rebuilt from the config and data shape the manifest carries, in eval mode."""
-    model = ModelConfig.model_validate(manifest["model"])
-    generator = build_generator(model, manifest["shape"], manifest["num_classes"])
-    return load_weights(generator, run_dir / entry["generator"]).eval()
-
-
-def history_frame(run_dir: Path, manifest: dict[str, Any]) -> pd.DataFrame:
-    return pd.read_parquet(run_dir / manifest["history"])

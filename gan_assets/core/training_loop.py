@@ -2,22 +2,28 @@
 
 The loop knows nothing of who watches it: progress, checkpoints and aborts go through callbacks
 (`TrainingCallbacks`), as in stylegan2-ada's training loop. Statistics stay on the device and are
-summed across steps; the host syncs only every `log_every` steps, so a GPU is never stalled.
+summed across steps; the host syncs only every `log_every` steps, so a GPU is never stalled. At each
+of those syncs the losses and both players' weights are checked: a non-finite value stops training
+(`NonFiniteTraining`, naming the step and the player) before any checkpoint of it is written.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gan_assets.core.config import TrainingConfig
 from gan_assets.core.losses import discriminator_loss, generator_loss
+from gan_assets.core.networks import model_input
+
+if TYPE_CHECKING:
+    from gan_assets.core.config import TrainingConfig
 
 STAT_NAMES = ("loss_d", "loss_g", "d_x", "d_g_z")  # pytorch/examples dcgan's Loss_D, Loss_G, D(x), D(G(z))
 
@@ -54,9 +60,16 @@ class TrainingReport:
 
 
 def resolve_device(name: str) -> torch.device:
+    """`auto` → CUDA when present, else CPU; a CUDA device this machine lacks is an error naming the setting."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda":
+        available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (device.index or 0) >= available:
+            raise ValueError(f"training.device is {name!r}, but this machine has {available} CUDA device(s): "
+                             "use device 'auto' or 'cpu'")
+    return device
 
 
 def make_optimizer(params, lr: float, config: TrainingConfig) -> torch.optim.Optimizer:
@@ -72,17 +85,6 @@ def new_state(generator: nn.Module, discriminator: nn.Module, config: TrainingCo
     return GanState(generator, discriminator,
                     make_optimizer(generator.parameters(), config.lr_g, config),
                     make_optimizer(discriminator.parameters(), config.lr_d, config), rng, num_classes)
-
-
-def to_signed_unit(images: Tensor) -> Tensor:
-    """uint8 [0, 255] → float [-1, 1], the range of G's Tanh."""
-    return images.float().div_(127.5).sub_(1.0)
-
-
-def model_input(examples: Tensor) -> Tensor:
-    """What D sees of real examples: uint8 images in G's Tanh range; float 2-D points as they are
-    (G's output is linear there, so coordinates keep their own scale)."""
-    return to_signed_unit(examples) if examples.dtype == torch.uint8 else examples
 
 
 @dataclass
@@ -199,7 +201,16 @@ def _set_grads(player: nn.Module, loss: Tensor) -> None:
         param.grad = grad
 
 
-STEP_FUNCTIONS = {"alternating": alternating_step, "simultaneous": simultaneous_step}
+STEP_FUNCTIONS = {"alternating": alternating_step, "simultaneous": simultaneous_step}  # training.update
+
+
+class NonFiniteTraining(FloatingPointError):
+    """A loss or a weight went NaN/inf: training stopped before checkpointing it."""
+
+    def __init__(self, step: int, player: str, what: str) -> None:
+        super().__init__(f"training stopped at step {step}: {player}'s {what} is not finite (NaN or inf); the last "
+                         f"checkpoint before it stays the latest. Lower training.lr_g / lr_d or check the data.")
+        self.step, self.player = step, player
 
 
 def train(state: GanState, data: TrainingData, config: TrainingConfig,
@@ -214,14 +225,29 @@ def train(state: GanState, data: TrainingData, config: TrainingConfig,
     while state.step < config.steps and not callbacks.abort():
         window += step_fn(state, data, config)
         state.step, window_steps = state.step + 1, window_steps + 1
+        checkpoint_due = state.step % config.checkpoint_every == 0 or state.step == config.steps
         if state.step % config.log_every == 0 or state.step == config.steps:
             report.history.append(_flush(window, window_steps, state.step))
-            callbacks.progress(state.step, report.history[-1])
             window_steps = 0
-        if state.step % config.checkpoint_every == 0 or state.step == config.steps:
+            check_finite(state, report.history[-1])
+            callbacks.progress(state.step, report.history[-1])
+        elif checkpoint_due:
+            check_finite(state, None)
+        if checkpoint_due:
             callbacks.checkpoint(state)
     report.steps_done, report.seconds = state.step - first_step, time.perf_counter() - start
     return report
+
+
+def check_finite(state: GanState, stats: dict[str, float] | None) -> None:
+    """Raise `NonFiniteTraining` when a logged loss or any weight of either player is NaN/inf (one host sync)."""
+    for player, loss in (("discriminator", "loss_d"), ("generator", "loss_g")):
+        if stats is not None and not math.isfinite(stats[loss]):
+            raise NonFiniteTraining(state.step, player, loss)
+    for player, module in (("generator", state.generator), ("discriminator", state.discriminator)):
+        flags = [p.isfinite().all() for p in module.parameters()]
+        if flags and not bool(torch.stack(flags).all()):
+            raise NonFiniteTraining(state.step, player, "weights")
 
 
 def _flush(window: Tensor, count: int, step: int) -> dict[str, float]:

@@ -1,0 +1,147 @@
+"""Files a crash cannot corrupt, and the hashes that say a file is the one that was written.
+
+Every write goes to a temp file beside its target, is fsynced, renamed over the target, and the
+directory is fsynced so the rename itself survives a power cut: a reader sees the old file or the new
+one, never half of either. Temp files of writes killed mid-way (`.<name>.*.tmp`) are swept by
+`remove_stale_temps`. Weights go to safetensors (no pickle: loading one cannot run code).
+
+Every reader here names the file it could not read, so a corrupted file says which one it is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+TEMP_SUFFIX = ".tmp"
+
+
+class StoredFileError(RuntimeError):
+    """A stored file is missing, unreadable, or not the file that was recorded: the message says which."""
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temp path beside `path`; when the block succeeds, fsync it and rename it over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def write_bytes_atomic(data: bytes, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return path
+
+
+def write_json_atomic(payload: Any, path: Path) -> Path:
+    return write_bytes_atomic(json.dumps(payload, indent=2, sort_keys=True).encode(), path)
+
+
+def write_parquet_atomic(table: pa.Table, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+    return path
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise StoredFileError(f"{path} does not exist") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise StoredFileError(f"{path} is not valid JSON ({err}): the file is corrupted") from None
+
+
+def read_parquet(path: Path) -> pa.Table:
+    try:
+        return pq.read_table(path)
+    except FileNotFoundError:
+        raise StoredFileError(f"{path} does not exist") from None
+    except (pa.ArrowException, OSError) as err:
+        raise StoredFileError(f"{path} is not a readable Parquet file ({err}): the file is corrupted") from None
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_sha256(path: Path, expected: str | None, what_to_do: str) -> None:
+    """Refuse a file whose bytes are not the ones recorded (`expected` None: nothing was recorded)."""
+    if not Path(path).is_file():
+        raise StoredFileError(f"{path} is missing; {what_to_do}")
+    if expected is not None and (actual := file_sha256(path)) != expected:
+        raise StoredFileError(f"{path} has sha256 {actual[:12]}…, not the {expected[:12]}… recorded when it was "
+                              f"written: it was replaced or corrupted; {what_to_do}")
+
+
+def save_weights(module: nn.Module, path: Path, metadata: dict[str, str] | None = None) -> Path:
+    tensors = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+    return path
+
+
+def read_weights(path: Path) -> dict:
+    try:
+        return load_file(str(path))
+    except FileNotFoundError:
+        raise StoredFileError(f"{path} does not exist") from None
+    except (SafetensorError, OSError, ValueError) as err:
+        raise StoredFileError(f"{path} is not a readable safetensors file ({err}): the file is corrupted") from None
+
+
+def load_weights(module: nn.Module, path: Path) -> nn.Module:
+    tensors = read_weights(path)
+    if "reference" in tensors and getattr(module, "reference", False) is None:
+        # the fixed reference batch (and its classes) travels with the weights
+        module.set_reference(tensors["reference"], tensors.get("reference_labels"))
+    try:
+        module.load_state_dict(tensors)
+    except RuntimeError as err:
+        raise StoredFileError(f"{path} does not hold weights of this network ({err})") from None
+    return module
+
+
+def remove_stale_temps(directory: Path, older_than_seconds: float = 3600.0) -> list[Path]:
+    """Delete temp files of writes that were killed mid-way (a live write's temp is younger than an hour)."""
+    if not Path(directory).is_dir():
+        return []
+    cutoff, removed = time.time() - older_than_seconds, []
+    for tmp in Path(directory).glob(f".*{TEMP_SUFFIX}"):
+        if tmp.is_file() and tmp.stat().st_mtime < cutoff:
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed

@@ -1,0 +1,123 @@
+"""The run manifest as a typed contract: JSON round trip, old manifests, files it refuses, and a pinned tiny run.
+
+`golden_tiny_run/` holds the score table and gallery PNGs of a fixed tiny run as the untyped-dict code
+produced them (before `RunManifest`); the typed code must reproduce them.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from gan_assets.core.config import parse_experiment
+from gan_assets.core.evaluator import train_classifier
+from gan_assets.core.gallery import render_gallery
+from gan_assets.core.images import rows_by_id
+from gan_assets.core.reference import select_reference
+from gan_assets.core.run import MANIFEST_FILE, ManifestError, RunManifest, checkpoint_name
+from gan_assets.core.scoring import score_checkpoints
+from gan_assets.core.sources import load_dataset
+from gan_assets.core.storage import StoredFileError
+from gan_assets.core.training_run import RunInputs, train_run
+
+GOLDEN = Path(__file__).parent / "golden_tiny_run"
+RAW = {"seed": 3, "dataset": {"image_size": 16}, "reference_batch": {"size": 16},
+       "model": {"z_dim": 8, "g_width": 8, "d_width": 8},
+       "training": {"steps": 20, "batch_size": 16, "checkpoint_every": 10, "log_every": 5},
+       "evaluator": {"epochs": 1},
+       "evaluation": {"num_samples": 64, "metrics": ["fd", "class_coverage", "class_kl", "precision_recall"]},
+       "gallery": {"grid_size": 4}}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    torch.set_num_threads(1)  # the golden files were made with one thread
+    config = parse_experiment(RAW)
+    data = load_dataset(config.dataset)
+    train = data.subset("train")
+    reference = select_reference(train.ids, train.labels, 16, 8, config.seed)
+    inputs = RunInputs(images=train.images, labels=train.labels, num_classes=10,
+                       reference_images=data.images[rows_by_id(data, reference.ids)],
+                       reference_labels=reference.labels, reference_z=reference.z)
+    run_dir = tmp_path_factory.mktemp("tiny-run")
+    manifest = train_run(config, inputs, run_dir, log=lambda message: None)
+    return config, data, reference, manifest
+
+
+def test_scores_and_gallery_of_a_fixed_run_match_the_untyped_code(tiny_run, tmp_path):
+    config, data, reference, manifest = tiny_run
+    classifier = train_classifier(data.subset("train").images, data.subset("train").labels, 10, config.evaluator,
+                                  config.seed)
+    scores = score_checkpoints(manifest, classifier=classifier, data=data, evaluation=config.evaluation,
+                               reference=reference, seed=config.seed)
+    expected = pd.DataFrame(json.loads((GOLDEN / "scores.json").read_text()))
+    assert scores["name"].tolist() == expected["name"].tolist() == ["step_000010", "step_000020", "real_floor"]
+    for column in ("fd", "class_coverage", "class_kl", "precision", "recall"):
+        assert scores[column].to_numpy(float) == pytest.approx(expected[column].to_numpy(float), rel=1e-4, abs=1e-6)
+    render_gallery(manifest, reference=reference, grid_size=4, sampling="eval", out_dir=tmp_path)
+    for name in ("step_000010", "step_000020", "progress"):
+        ours = np.asarray(Image.open(tmp_path / f"{name}.png"), dtype=np.int16)
+        golden = np.asarray(Image.open(GOLDEN / f"{name}.png"), dtype=np.int16)
+        assert ours.shape == golden.shape and np.abs(ours - golden).max() <= 2, name  # 8-bit rounding at most
+
+
+def test_manifest_round_trips_through_json_and_disk(tiny_run):
+    *_, manifest = tiny_run
+    assert RunManifest.from_json(manifest.to_json(), manifest.run_dir) == manifest
+    assert RunManifest.read(manifest.run_dir) == manifest
+    assert "run_dir" not in json.loads((manifest.run_dir / MANIFEST_FILE).read_text())  # relative paths only
+    assert [e.name for e in manifest.checkpoints] == [checkpoint_name(10), checkpoint_name(20)] == \
+        ["step_000010", "step_000020"]
+    assert manifest.latest.step == 20 and manifest.timing.steps == 20
+    assert all(e.discriminator_sha256 and e.state_sha256 for e in manifest.checkpoints)
+
+
+def test_a_manifest_of_the_untyped_code_still_loads(tiny_run, tmp_path):
+    *_, manifest = tiny_run
+    old = manifest.to_dict()
+    for key in ("format", "classes"):
+        del old[key]
+    for entry in old["checkpoints"]:  # the first releases hashed the generator only
+        del entry["discriminator_sha256"], entry["state_sha256"]
+    old["run_dir"] = "/somewhere/else/experiments/tiny/runs/abc"  # the asset added it, absolute
+    loaded = RunManifest.from_json(json.dumps(old), manifest.run_dir)
+    assert [e.generator_sha256 for e in loaded.checkpoints] == [e.generator_sha256 for e in manifest.checkpoints]
+    generator = loaded.load_generator(loaded.latest)
+    torch.testing.assert_close(generator(torch.zeros(2, 8)), manifest.load_generator(manifest.latest)(torch.zeros(2, 8)))
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{not json", "not valid JSON"),
+    ('{"format": 99}', "manifest format 99"),
+    ('{"format": 2, "model": {}}', "not a run manifest"),
+])
+def test_an_unreadable_manifest_says_how_to_retrain(tmp_path, text, message):
+    (tmp_path / MANIFEST_FILE).write_text(text)
+    with pytest.raises(ManifestError, match=message) as caught:
+        RunManifest.read(tmp_path)
+    assert "fresh_run" in str(caught.value) and str(tmp_path) in str(caught.value)
+
+
+@pytest.mark.parametrize("path", ["../../x.safetensors", "/etc/passwd", ""])
+def test_paths_outside_the_run_directory_are_refused(tiny_run, path):
+    *_, manifest = tiny_run
+    with pytest.raises(ManifestError, match="outside its run directory"):
+        manifest.path(path)
+
+
+def test_a_replaced_checkpoint_file_is_refused(tiny_run, tmp_path):
+    *_, manifest = tiny_run
+    moved = manifest.moved_to(tmp_path)
+    for entry in manifest.checkpoints:
+        for player in ("generator", "discriminator", "state"):
+            name = getattr(entry, player)
+            (tmp_path / name).write_bytes((manifest.run_dir / name).read_bytes())
+    first, last = moved.checkpoints
+    (tmp_path / last.generator).write_bytes((tmp_path / first.generator).read_bytes())  # another valid file
+    with pytest.raises(StoredFileError, match=rf"{last.generator} has sha256 .* replaced or corrupted"):
+        moved.load_generator(last)
+    moved.load_generator(first)  # the untouched one still loads
