@@ -5,24 +5,30 @@ import pandas as pd
 
 from gan_assets.core.leaderboard import build_leaderboard
 from gan_assets.core.scoring import frame_hash
+from gan_assets.experiment import experiments_partitions
 
-SHOWN = ["experiment", "best_checkpoint", "fd", "real_floor_fd", "class_coverage", "class_kl", "precision", "recall"]
+SHOWN = ["experiment", "status", "best_checkpoint", "fd", "real_floor_fd", "class_coverage", "class_kl", "precision", "recall"]
 
 
 @dg.asset(ins={"checkpoint_scores": dg.AssetIn(partition_mapping=dg.AllPartitionMapping())},
           code_version="1", group_name="comparison", kinds={"parquet"})  # unpartitioned: its own group
 def leaderboard(context: dg.AssetExecutionContext, checkpoint_scores: dict[str, pd.DataFrame]) -> dg.Output[pd.DataFrame]:
-    """One row per experiment; `config.*` columns name the settings that differ between them."""
-    configs = {name: scored_config(context.instance, name) for name in checkpoint_scores}
-    table = build_leaderboard(checkpoint_scores, configs)
+    """One row per experiment; `config.*` columns name the settings that differ between them. An experiment
+    without readable scores (never scored, or failed) is listed with its status instead of failing the board."""
+    configs = {name: config for name in checkpoint_scores if (config := scored_config(context.instance, name))}
+    registered = context.instance.get_dynamic_partitions(experiments_partitions.name)
+    missing = {name: "no scores recorded (not scored yet, or its scoring failed)"
+               for name in sorted(set(registered) | set(checkpoint_scores)) if name not in configs}
+    table = build_leaderboard({name: checkpoint_scores[name] for name in configs}, configs, missing)
     shown = [c for c in SHOWN if c in table.columns] + [c for c in table.columns if c.startswith("config.")]
     return dg.Output(table, data_version=dg.DataVersion(frame_hash(table)),
                      metadata={"dagster/row_count": len(table),
                                "leaderboard": dg.MetadataValue.md(table[shown].to_markdown(index=False, floatfmt=".4g"))})
 
 
-def scored_config(instance: dg.DagsterInstance, experiment: str) -> dict:
+def scored_config(instance: dg.DagsterInstance, experiment: str) -> dict | None:
     """The effective config recorded on that experiment's latest `checkpoint_scores` materialization."""
-    [record] = instance.fetch_materializations(
+    records = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=dg.AssetKey("checkpoint_scores"), asset_partitions=[experiment]), limit=1).records
-    return record.asset_materialization.metadata["config"].value
+    entry = records[0].asset_materialization.metadata.get("config") if records else None
+    return entry.value if entry is not None else None

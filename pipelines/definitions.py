@@ -24,6 +24,7 @@ from gan_assets.sample_gallery import sample_gallery
 from gan_assets.tutorial import cost_response_curves, divergence_fits
 from pipelines.automation import automated, automation_sensor
 from pipelines.io_manager import ExperimentIOManager
+from pipelines.recovery import dead_run_sensor
 from pipelines.schedules import force_retrain_schedule, forced_experiments, weekly_retrain
 from pipelines.sensors import config_change_sensor, experiment_files_sensor
 
@@ -44,7 +45,7 @@ def build_definitions(storage_root: str | Path, experiments_dir: str | Path) -> 
     return dg.Definitions(
         assets=[*config_sources, *automated([*GAN_ASSETS, leaderboard]), cost_response_curves, divergence_fits],
         jobs=[experiment_job, observe_config_job],
-        sensors=[experiment_files_sensor, config_change_sensor, automation_sensor],
+        sensors=[experiment_files_sensor, config_change_sensor, automation_sensor, dead_run_sensor],
         schedules=[weekly_retrain, force_retrain_schedule(forced_experiments)],
         resources={"store": store, "io_manager": ExperimentIOManager(root=str(storage_root))},
     )

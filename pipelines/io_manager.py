@@ -25,6 +25,7 @@ from gan_assets.core.storage import (
     read_json,
     read_parquet,
     read_weights,
+    remove_stale_temps,
     save_weights,
     write_json_atomic,
     write_parquet_atomic,
@@ -45,6 +46,7 @@ class ExperimentIOManager(dg.ConfigurableIOManager):
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         base = self._base(context)
+        remove_stale_temps(base.parent)  # temps of writes a killed run left here
         if isinstance(obj, pd.DataFrame):
             obj = pa.Table.from_pandas(obj, preserve_index=False)
         if isinstance(obj, pa.Table):
@@ -61,11 +63,21 @@ class ExperimentIOManager(dg.ConfigurableIOManager):
 
     def load_input(self, context: dg.InputContext) -> Any:
         if context.has_asset_partitions and not context.has_partition_key:
-            # an unpartitioned asset reading every experiment (the leaderboard): {partition: value}
-            return {key: self._load(context, self._stored(Path(self.root) / "experiments" / key
-                                                          / context.asset_key.path[-1]))
-                    for key in context.asset_partition_keys}
+            return self._load_every_partition(context)
         return self._load(context, self._stored(self._base(context)))
+
+    def _load_every_partition(self, context: dg.InputContext) -> dict[str, Any]:
+        """{partition: value} for an unpartitioned asset reading every experiment (the leaderboard). A
+        partition with nothing stored, or a file that cannot be read, is left out with a warning: one bad
+        experiment never blocks the others (the reader lists what is missing)."""
+        values = {}
+        for key in context.asset_partition_keys:
+            try:
+                values[key] = self._load(context, self._stored(Path(self.root) / "experiments"
+                                                               / check_experiment_key(key) / context.asset_key.path[-1]))
+            except (FileNotFoundError, StoredFileError, ValueError) as err:
+                context.log.warning(f"{context.asset_key.to_user_string()} of {key!r} left out: {err}")
+        return values
 
     def _manifest_payload(self, manifest: RunManifest) -> dict[str, Any]:
         root = Path(self.root).resolve()

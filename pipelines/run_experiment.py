@@ -2,19 +2,27 @@
 
 Registers the file as a partition, observes its config sections, materializes every asset into the
 persistent instance (so the run shows up in `make ui`), and prints one JSON line that sums it up.
+Before any work it checks every file (config, its name as a partition key, the device it asks for) and
+recovers runs of this instance whose process died, so a killed earlier run never blocks this one.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import socket
 import sys
+import time
 from pathlib import Path
 
 import dagster as dg
 
 from gan_assets.core.config import ConfigError, load_experiment
-from gan_assets.experiment import experiments_partitions
+from gan_assets.core.training_loop import resolve_device
+from gan_assets.experiment import ExperimentKeyError, check_experiment_key, experiments_partitions
+from pipelines.recovery import HOST_TAG, recover_dead_runs
+
+STAGES = ("dataset", "reference_batch", "evaluator", "gan_checkpoints", "checkpoint_scores", "sample_gallery")
 
 
 def register(instance: dg.DagsterInstance, key: str) -> None:
@@ -22,8 +30,9 @@ def register(instance: dg.DagsterInstance, key: str) -> None:
         instance.add_dynamic_partitions(experiments_partitions.name, [key])
 
 
-def summary(result: dg.ExecuteInProcessResult, key: str) -> dict:
-    """The JSON line: best checkpoint, its scores beside the real floor, where the files are."""
+def summary(result: dg.ExecuteInProcessResult, key: str, wall_seconds: float) -> dict:
+    """The JSON line: best checkpoint, its scores beside the real floor, where the files are, and the wall
+    time of the whole run beside the compute the assets measured themselves (the rest is orchestration)."""
     scores = _metadata(result, "checkpoint_scores")
     columns = [k.removeprefix("best_") for k in scores if k.startswith("best_") and k not in ("best_checkpoint", "best_step")]
     gallery = result.output_for_node("sample_gallery")
@@ -35,6 +44,8 @@ def summary(result: dg.ExecuteInProcessResult, key: str) -> dict:
         "real_floor": {c: scores[f"real_floor_{c}"] for c in columns},
         "gallery": gallery["best"],
         "scores_table": scores["path"],
+        "wall_seconds": round(wall_seconds, 2),
+        "compute_seconds": round(sum(_metadata(result, asset).get("compute_seconds", 0.0) for asset in STAGES), 2),
     }
 
 
@@ -44,11 +55,13 @@ def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
 
 
 def run_one(defs: dg.Definitions, instance: dg.DagsterInstance, key: str) -> dict:
+    started = time.perf_counter()
     register(instance, key)
     # observe the config sections first: the assets read the snapshots this records
     defs.resolve_job_def("observe_config").execute_in_process(instance=instance)
-    result = defs.resolve_job_def("experiment").execute_in_process(partition_key=key, instance=instance)
-    return summary(result, key)
+    result = defs.resolve_job_def("experiment").execute_in_process(partition_key=key, instance=instance,
+                                                                   tags={HOST_TAG: socket.gethostname()})
+    return summary(result, key, time.perf_counter() - started)
 
 
 def leaderboard(defs: dg.Definitions, instance: dg.DagsterInstance) -> str:
@@ -63,15 +76,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--leaderboard", action="store_true", help="then materialize the leaderboard")
     args = parser.parse_args(argv)
     try:
-        for path in args.experiments:
-            load_experiment(path)  # a bad config fails here, before any work
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
+        for path in args.experiments:  # a bad file fails here, before any work
+            check_experiment_key(path.stem)
+            resolve_device(load_experiment(path).training.device)
+    except (ConfigError, ExperimentKeyError, ValueError) as err:
+        print(f"error: {path}: {err}" if not str(err).startswith(str(path)) else f"error: {err}", file=sys.stderr)
         return 2
     from pipelines.definitions import STORAGE_ROOT, build_definitions
 
     defs = build_definitions(STORAGE_ROOT, args.experiments[0].resolve().parent)
     with dg.DagsterInstance.get() as instance:
+        recover_dead_runs(instance, log=lambda message: print(message, file=sys.stderr))
         for path in args.experiments:
             print(json.dumps(run_one(defs, instance, path.stem)), flush=True)
         if args.leaderboard:

@@ -16,6 +16,9 @@ from gan_assets.experiment import ExperimentStore, experiments_partitions
 @dg.sensor(minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
 def experiment_files_sensor(context: dg.SensorEvaluationContext, store: ExperimentStore) -> dg.SensorResult:
     on_disk = set(store.experiment_keys())
+    for name in store.invalid_experiment_files():  # never registered: the key would name a folder outside
+        context.log.warning(f"not registering {name}: its name is not a valid experiment key "
+                            "(letters, digits, '-', '_', '.'; starting with a letter or digit)")
     registered = set(context.instance.get_dynamic_partitions(experiments_partitions.name))
     added, removed = sorted(on_disk - registered), sorted(registered - on_disk)
     requests = []

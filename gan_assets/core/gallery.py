@@ -15,11 +15,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from gan_assets.core.faults import crash_point
 from gan_assets.core.plots import render_scatter_panels
 from gan_assets.core.png import grid_array, save_png
 from gan_assets.core.reference import ReferenceBatch
 from gan_assets.core.run import RunManifest
 from gan_assets.core.sampling import class_labels, generate
+from gan_assets.core.storage import remove_stale_temps
 
 
 @dataclass
@@ -41,11 +43,13 @@ def render_gallery(manifest: RunManifest, *, reference: ReferenceBatch, grid_siz
 
     A conditional G draws one class per row, so the grid doubles as the per-class view.
     """
+    remove_stale_temps(out_dir)  # temps of PNG writes a killed run left
     if manifest.is_points:
         return render_scatter_gallery(manifest, reference=reference, sampling=sampling, out_dir=out_dir)
     z = torch.from_numpy(reference.z[: grid_size**2])
     digest, grids, arrays, strip_rows = hashlib.sha256(), {}, {}, []
     for entry in manifest.checkpoints:
+        crash_point("gallery_checkpoint")
         generator = manifest.load_generator(entry, sampling, *reference.tensors())
         images = generate(generator, z, class_labels(generator, len(z), per_row=grid_size))
         grid = grid_array(images, nrow=grid_size)

@@ -28,17 +28,20 @@ def config_differences(configs: dict[str, dict[str, Any]]) -> pd.DataFrame:
     return frame[varying]
 
 
-def build_leaderboard(scores: dict[str, pd.DataFrame], configs: dict[str, dict[str, Any]]) -> pd.DataFrame:
-    """Best row of each experiment (by its own best metric), its real floor, and what differs in config."""
-    rows = []
+def build_leaderboard(scores: dict[str, pd.DataFrame], configs: dict[str, dict[str, Any]],
+                      missing: dict[str, str] | None = None) -> pd.DataFrame:
+    """Best row of each experiment (by its own best metric), its real floor, and what differs in config;
+    experiments in `missing` get a row with their status (why there is nothing to compare) and no scores."""
+    rows = [{"experiment": name, "status": status} for name, status in (missing or {}).items()]
     for name in sorted(scores):
         evaluation = configs[name]["evaluation"]
         best = best_row(scores[name], evaluation["best_metric"], evaluation["best_direction"])
         floor = real_floor_row(scores[name])
         metrics = {c: best[c] for c in best.index if c not in ("name", "step")}
-        rows.append({"experiment": name, "best_checkpoint": best["name"], "step": int(best["step"]),
+        rows.append({"experiment": name, "status": "scored", "best_checkpoint": best["name"], "step": int(best["step"]),
                      "ranked_by": evaluation["best_metric"], **metrics,
                      **{f"{REAL_FLOOR}_{c}": floor[c] for c in metrics}})
-    table = pd.DataFrame(rows).set_index("experiment")
-    differences = config_differences(configs).add_prefix("config.")
-    return table.join(differences).reset_index()
+    table = pd.DataFrame(rows, columns=None if rows else ["experiment", "status"]).set_index("experiment")
+    if configs:
+        table = table.join(config_differences(configs).add_prefix("config."))
+    return table.sort_index().reset_index()

@@ -17,6 +17,7 @@ import torch
 
 from gan_assets.core.config import EvaluationConfig
 from gan_assets.core.evaluator import Classifier, embed
+from gan_assets.core.faults import crash_point
 from gan_assets.core.images import ImageSet, PointSet
 from gan_assets.core.metrics import Evidence, MetricContext, compute_metrics, median_nearest_distance, scored_metrics
 from gan_assets.core.metrics.inception import inception_fd, load_inception
@@ -25,6 +26,7 @@ from gan_assets.core.reference import ReferenceBatch
 from gan_assets.core.run import RunManifest
 from gan_assets.core.sampling import class_labels, generate
 from gan_assets.core.sources.mixtures import modes_of
+from gan_assets.core.threads import configure_threads
 
 REAL_FLOOR = "real_floor"  # the score row of held-out real data: every number is read beside it
 
@@ -67,10 +69,12 @@ def score_checkpoints(manifest: RunManifest, *, classifier: Classifier, data: Im
                       evaluation: EvaluationConfig, reference: ReferenceBatch, seed: int) -> pd.DataFrame:
     """Every metric of `evaluation.metrics` (as `scored_metrics` adapts them to the data) for each checkpoint
     the manifest names, then the real floor."""
+    configure_threads()
     train_ev, held_ev, ctx = real_context(classifier, data, seed)
     metrics, rows = scored_metrics(evaluation.metrics, isinstance(data, PointSet)), []
     inception = inception_scorer(evaluation, data)
     for entry in manifest.checkpoints:
+        crash_point("score_checkpoint")
         generator = manifest.load_generator(entry, evaluation.sampling, *reference.tensors())
         images = scoring_samples(generator, evaluation.num_samples, seed + SCORING_SEED_OFFSET)
         rows.append({"name": entry.name, "step": entry.step,

@@ -2,8 +2,9 @@
 
 Every write goes to a temp file beside its target, is fsynced, renamed over the target, and the
 directory is fsynced so the rename itself survives a power cut: a reader sees the old file or the new
-one, never half of either. Temp files of writes killed mid-way (`.<name>.*.tmp`) are swept by
-`remove_stale_temps`. Weights go to safetensors (no pickle: loading one cannot run code).
+one, never half of either. A temp file carries its writer's pid (`.<name>.<pid>.*.tmp`), so the temps of
+writes killed mid-way are told apart from live ones and swept by `remove_stale_temps`. Weights go to
+safetensors (no pickle: loading one cannot run code).
 
 Every reader here names the file it could not read, so a corrupted file says which one it is.
 """
@@ -14,7 +15,6 @@ import hashlib
 import json
 import os
 import tempfile
-import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -24,6 +24,8 @@ import pyarrow.parquet as pq
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
+
+from gan_assets.core.faults import crash_point
 
 TEMP_SUFFIX = ".tmp"
 
@@ -44,12 +46,14 @@ def _fsync_dir(directory: Path) -> None:
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temp path beside `path`; when the block succeeds, fsync it and rename it over `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=TEMP_SUFFIX)
     os.close(fd)
     try:
         yield Path(tmp)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600: the renamed file should read like any other
+        crash_point("atomic_write")
         os.replace(tmp, path)
         _fsync_dir(path.parent)
     finally:
@@ -135,13 +139,27 @@ def load_weights(module: nn.Module, path: Path) -> nn.Module:
     return module
 
 
-def remove_stale_temps(directory: Path, older_than_seconds: float = 3600.0) -> list[Path]:
-    """Delete temp files of writes that were killed mid-way (a live write's temp is younger than an hour)."""
-    if not Path(directory).is_dir():
-        return []
-    cutoff, removed = time.time() - older_than_seconds, []
-    for tmp in Path(directory).glob(f".*{TEMP_SUFFIX}"):
-        if tmp.is_file() and tmp.stat().st_mtime < cutoff:
+def remove_stale_temps(directory: Path) -> list[Path]:
+    """Delete the temp files in `directory` whose writer process is gone (killed mid-write)."""
+    removed = []
+    for tmp in Path(directory).glob(f".*{TEMP_SUFFIX}") if Path(directory).is_dir() else ():
+        pid = _writer_pid(tmp.name)
+        if pid is not None and pid != os.getpid() and not _process_exists(pid):
             tmp.unlink(missing_ok=True)
             removed.append(tmp)
     return removed
+
+
+def _writer_pid(name: str) -> int | None:
+    parts = name.split(".")  # "", <target name parts…>, <pid>, <random>tmp
+    return int(parts[-3]) if len(parts) >= 4 and parts[-3].isdigit() else None
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

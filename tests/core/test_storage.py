@@ -1,0 +1,76 @@
+"""Stored files: every unreadable one is refused with an error that names it; temps of killed writes are swept."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from gan_assets.core.checkpoints import read_training_state
+from gan_assets.core.storage import (
+    StoredFileError,
+    atomic_path,
+    load_weights,
+    read_json,
+    read_parquet,
+    remove_stale_temps,
+    save_weights,
+    write_json_atomic,
+)
+
+
+class Planted:
+    def __reduce__(self):  # unpickling this would run a command
+        return (os.system, ("touch planted-ran",))
+
+
+@pytest.mark.parametrize("reader, content, message", [
+    (lambda p: load_weights(nn.Linear(2, 2), p), b"\x10\x00\x00\x00\x00\x00\x00\x00{not a header}",
+     "is not a readable safetensors file"),
+    (read_json, b'{"checkpoints": [', "is not valid JSON"),
+    (read_parquet, b"PAR1 definitely not parquet", "is not a readable Parquet file"),
+    (read_training_state, b"PK\x03\x04 truncated zip", "is not a readable training-state file"),
+])
+def test_a_corrupted_file_is_named(tmp_path: Path, reader, content, message):
+    path = tmp_path / "stored.bin"
+    path.write_bytes(content)
+    with pytest.raises(StoredFileError, match=message) as caught:
+        reader(path)
+    assert str(path) in str(caught.value)
+
+
+def test_a_planted_pickle_is_refused_and_never_runs(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "step_000010.state.pt"
+    torch.save({"step": 10, "payload": Planted()}, path)  # a real torch file whose pickle calls os.system
+    with pytest.raises(StoredFileError, match="could run code") as caught:
+        read_training_state(path)
+    assert str(path) in str(caught.value) and "weights_only=False" not in str(caught.value)
+    assert not (tmp_path / "planted-ran").exists()
+
+
+def test_weights_of_another_network_are_named(tmp_path: Path):
+    save_weights(nn.Linear(3, 3), tmp_path / "w.safetensors")
+    with pytest.raises(StoredFileError, match=r"w.safetensors does not hold weights of this network"):
+        load_weights(nn.Linear(2, 2), tmp_path / "w.safetensors")
+
+
+def test_temps_of_killed_writers_are_swept_and_live_ones_kept(tmp_path: Path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    (tmp_path / f".scores.parquet.{dead_pid}.abc123.tmp").write_bytes(b"half")
+    (tmp_path / f".scores.parquet.{os.getppid()}.def456.tmp").write_bytes(b"a live writer's")
+    with atomic_path(tmp_path / "scores.parquet") as tmp:
+        tmp.write_bytes(b"ours, in progress")
+        assert [p.name for p in remove_stale_temps(tmp_path)] == [f".scores.parquet.{dead_pid}.abc123.tmp"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".scores.parquet.{os.getppid()}.def456.tmp",
+                                                         "scores.parquet"]
+
+
+def test_atomic_json_replaces_whole_files(tmp_path: Path):
+    write_json_atomic({"a": 1}, tmp_path / "m.json")
+    write_json_atomic({"b": 2}, tmp_path / "m.json")
+    assert read_json(tmp_path / "m.json") == {"b": 2} and [p.name for p in tmp_path.iterdir()] == ["m.json"]

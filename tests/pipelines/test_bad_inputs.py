@@ -1,0 +1,130 @@
+"""Hostile inputs around the graph: bad YAML, bad experiment names, a moved data directory, an unscored
+experiment on the leaderboard, a device this machine lacks. Each fails clearly or is contained."""
+
+import shutil
+
+import dagster as dg
+import pytest
+import yaml
+
+from gan_assets.config_sources import observe_section
+from gan_assets.experiment import ExperimentKeyError, ExperimentStore, check_experiment_key, experiments_partitions
+from pipelines import run_experiment
+from pipelines.definitions import GAN_ASSETS, build_definitions
+from pipelines.sensors import experiment_files_sensor
+from tests.conftest import TINY_EXPERIMENT
+
+BAD_YAML = {  # file text → what the error names
+    "seed: 1\nseed: 2\n": "line 2, column 1: key 'seed' appears twice (first on line 1)",
+    "training:\n  steps: 3\ntraining:\n  steps: 4\n": "key 'training' appears twice",
+    "training:\n\tsteps: 3\n": "never tabs",
+    "seed: [1\n": "expected ',' or ']'",
+    "seed: !!python/object/apply:os.system ['touch x']\n": "could not determine a constructor",
+}
+
+
+@pytest.mark.parametrize("text", list(BAD_YAML))
+def test_bad_yaml_is_a_config_error_naming_the_file_and_line(tmp_path, capsys, text):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    assert run_experiment.main([str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {path}:" in err and BAD_YAML[text] in err and "Traceback" not in err
+
+
+def test_non_utf8_yaml_is_named(tmp_path, capsys):
+    (tmp_path / "latin.yaml").write_bytes(b"seed: 1 # \xe9t\xe9\n")
+    assert run_experiment.main([str(tmp_path / "latin.yaml")]) == 2
+    assert "latin.yaml: not UTF-8 text" in capsys.readouterr().err
+
+
+def test_one_broken_file_never_hides_the_others_edits(tmp_path):
+    (tmp_path / "good.yaml").write_text("seed: 4\n")
+    (tmp_path / "broken.yaml").write_text("training:\n\tsteps: 3\n")
+    store = ExperimentStore(experiments_dir=str(tmp_path), storage_root=str(tmp_path / "store"))
+    errors = []
+    log = type("Log", (), {"error": lambda self, message: errors.append(message)})()
+    versions = observe_section(store, "seed", {"good", "broken"}, log)
+    assert list(versions) == ["good"] and len(errors) == 1 and "broken.yaml" in errors[0]
+
+
+@pytest.mark.parametrize("key", ["..", ".", "...", "a/b", "../x", ".hidden", "", "a\\b", "x" * 200])
+def test_bad_experiment_keys_are_refused(key):
+    with pytest.raises(ExperimentKeyError, match="is not allowed"):
+        check_experiment_key(key)
+
+
+def test_a_file_named_dot_dot_dot_is_neither_registered_nor_run(tmp_path, capsys):
+    (tmp_path / "...yaml").write_text("seed: 1\n")  # its key would be `..`: the storage root itself
+    (tmp_path / "fine.yaml").write_text("seed: 1\n")
+    store = ExperimentStore(experiments_dir=str(tmp_path), storage_root=str(tmp_path / "store"))
+    result = experiment_files_sensor(dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral(),
+                                                             resources={"store": store}))
+    [added] = result.dynamic_partitions_requests
+    assert list(added.partition_keys) == ["fine"]
+    assert run_experiment.main([str(tmp_path / "...yaml")]) == 2
+    assert "experiment key '..' is not allowed" in capsys.readouterr().err
+    assert not (tmp_path / "store").exists()
+
+
+def test_a_key_added_through_the_api_with_a_slash_is_rejected_by_the_assets(tmp_path):
+    (tmp_path / "experiments").mkdir()
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(experiments_partitions.name, ["../escape"])
+    job = build_definitions(tmp_path / "store", tmp_path / "experiments").resolve_job_def("experiment")
+    result = job.execute_in_process(partition_key="../escape", instance=instance, raise_on_error=False)
+    assert not result.success
+    failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert failures and all("experiment key '../escape' is not allowed" in str(e.event_specific_data.error)
+                            for e in failures)
+    assert not (tmp_path / "escape").exists() and not (tmp_path / "store").exists()
+
+
+def test_a_cuda_device_the_machine_lacks_fails_before_any_work(tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    (tmp_path / "gpu.yaml").write_text("training:\n  device: cuda\n")
+    assert run_experiment.main([str(tmp_path / "gpu.yaml")]) == 2
+    assert "training.device is 'cuda', but this machine has 0 CUDA device(s)" in capsys.readouterr().err
+    assert not (tmp_path / "store").exists()
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory):
+    """One experiment through the whole graph; a second registered but never scored."""
+    root = tmp_path_factory.mktemp("moved")
+    (root / "experiments").mkdir()
+    (root / "experiments" / "tiny.yaml").write_text(yaml.safe_dump(TINY_EXPERIMENT))
+    (root / "experiments" / "unscored.yaml").write_text(yaml.safe_dump(TINY_EXPERIMENT))
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(experiments_partitions.name, ["tiny", "unscored"])
+    job = build_definitions(root / "store", root / "experiments").resolve_job_def("experiment")
+    assert job.execute_in_process(partition_key="tiny", instance=instance).success
+    return root, instance
+
+
+def test_one_unscored_experiment_never_fails_the_leaderboard(scored):
+    root, instance = scored
+    defs = build_definitions(root / "store", root / "experiments")
+    result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        instance=instance, asset_selection=[dg.AssetKey("leaderboard")])
+    table = result.output_for_node("leaderboard")
+    assert table["experiment"].tolist() == ["tiny", "unscored"]
+    assert table["status"].tolist() == ["scored", "no scores recorded (not scored yet, or its scoring failed)"]
+    assert table.loc[0, "fd"] > 0 and table["fd"].isna().tolist() == [False, True]
+
+
+def test_a_moved_data_directory_is_read_where_it_is_now(scored, tmp_path):
+    root, instance = scored
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(root, moved)
+    shutil.rmtree(root / "store" / "experiments" / "tiny" / "runs")  # the old location is gone
+    defs = build_definitions(moved / "store", moved / "experiments")
+    evaluation = [a.key for a in GAN_ASSETS if a.key.to_user_string() in ("checkpoint_scores", "sample_gallery")]
+    result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        instance=instance, partition_key="tiny", asset_selection=evaluation)
+    assert result.success
+    gallery = result.output_for_node("sample_gallery")
+    assert gallery["best"].startswith(str(moved / "store" / "experiments" / "tiny" / "runs"))
