@@ -24,7 +24,7 @@ from gan_assets.experiment import (
     observed_versions,
 )
 
-CODE_VERSION = "1"
+CODE_VERSION = "2"  # 2: the G step reuses the D step's fakes; bf16 autocast where it is fast
 CHECKS = [
     # blocking: a run with NaN/inf weights must not feed evaluation
     dg.AssetCheckSpec("finite_weights", asset="gan_checkpoints", blocking=True,

@@ -6,7 +6,7 @@ import os
 # intra-op threads oversubscribe a busy 2-core machine and collapse (a training test stalled for 25 minutes
 # with another CPU-bound process running): the tests' tiny networks run on one thread, in this process and
 # in the subprocesses they start (which inherit these variables).
-for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "GAN_TORCH_THREADS"):
     os.environ.setdefault(variable, "1")
 
 import torch  # noqa: E402

@@ -125,6 +125,9 @@ class TrainingConfig(Section):
     checkpoint_every: int = Field(500, gt=0)  # steps between checkpoints (and the last step)
     log_every: int = Field(100, gt=0)  # steps between progress reports; the only host syncs
     device: str = "auto"  # auto = CUDA when present, else CPU
+    # auto = bf16 autocast (fp32 costs and weights) where the device has bf16 units (CUDA, AVX-512 BF16/AMX CPUs)
+    # and the players are convolutional; fp32 elsewhere. `make bench` measures both; FD is within seed noise.
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
 
     @field_validator("device")
     @classmethod

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gan_assets.core.faults import crash_point
 from gan_assets.core.losses import discriminator_loss, generator_loss
 from gan_assets.core.networks import model_input
 
@@ -39,6 +40,7 @@ class GanState:
     rng: torch.Generator  # draws minibatch indices, z and fake labels, on the training device
     num_classes: int = 1  # classes of the dataset: fake labels for a conditional G are uniform over them
     step: int = 0
+    compute_dtype: torch.dtype | None = None  # bf16: both players' forwards under autocast; None: fp32
 
 
 @dataclass
@@ -72,19 +74,39 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def make_optimizer(params, lr: float, config: TrainingConfig) -> torch.optim.Optimizer:
+def bf16_is_fast(device: torch.device) -> bool:
+    """Whether this device has bf16 matrix units (CUDA Ampere+; a CPU with AVX-512 BF16 or AMX)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def resolve_precision(name: str, device: torch.device, images: bool = True) -> torch.dtype | None:
+    """`training.precision` → the autocast dtype (None: fp32). `auto` takes bf16 where the device computes it
+    fast and the players are convolutional; the 2-D MLPs are too small for it to pay."""
+    if name == "fp32" or (name == "auto" and not (images and bf16_is_fast(device))):
+        return None
+    return torch.bfloat16
+
+
+def make_optimizer(params, lr: float, config: TrainingConfig, device: torch.device) -> torch.optim.Optimizer:
+    # fused: one kernel for all parameters instead of a dozen small ops per tensor (the update is not the
+    # bottleneck, but at these sizes its per-op overhead is measurable)
+    fused = device.type in ("cpu", "cuda")
     if config.optimizer == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr)
-    return torch.optim.Adam(params, lr=lr, betas=(config.beta1, config.beta2))
+        return torch.optim.RMSprop(params, lr=lr, foreach=True)
+    return torch.optim.Adam(params, lr=lr, betas=(config.beta1, config.beta2), fused=fused)
 
 
 def new_state(generator: nn.Module, discriminator: nn.Module, config: TrainingConfig,
-              seed: int, device: torch.device, num_classes: int = 1) -> GanState:
+              seed: int, device: torch.device, num_classes: int = 1,
+              compute_dtype: torch.dtype | None = None) -> GanState:
     rng = torch.Generator(device=device)
     rng.manual_seed(seed)
     return GanState(generator, discriminator,
-                    make_optimizer(generator.parameters(), config.lr_g, config),
-                    make_optimizer(discriminator.parameters(), config.lr_d, config), rng, num_classes)
+                    make_optimizer(generator.parameters(), config.lr_g, config, device),
+                    make_optimizer(discriminator.parameters(), config.lr_d, config, device), rng, num_classes,
+                    compute_dtype=compute_dtype)
 
 
 @dataclass
@@ -111,9 +133,11 @@ def sample_fake(state: GanState, batch_size: int, device: torch.device) -> tuple
     return z, y
 
 
-def _autocast(device: torch.device):
-    # bf16 on GPU halves memory traffic; CPU autocast is slower than fp32 for these small convs.
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+def _autocast(state: GanState, device: torch.device):
+    """bf16 autocast when the state asks for it: convs and matmuls in bf16, losses in fp32 (see `_d_loss`)."""
+    if state.compute_dtype is None:
+        return nullcontext()
+    return torch.autocast(device.type, dtype=state.compute_dtype)
 
 
 def _class_loss(d: nn.Module, phi: Tensor, labels: Tensor, config: TrainingConfig) -> Tensor:
@@ -129,6 +153,7 @@ def _d_loss(state: GanState, real: tuple[Tensor, Tensor], fake: tuple[Tensor, Te
     d, (x, y), (x_fake, y_fake) = state.discriminator, real, fake
     phi_real, phi_fake = d.features(x), d.features(x_fake)
     real_logits, fake_logits = d.logits(phi_real, y), d.logits(phi_fake, y_fake)
+    real_logits, fake_logits = real_logits.float(), fake_logits.float()  # the costs in fp32, whatever the convs ran in
     loss = discriminator_loss(real_logits, fake_logits, 1.0 - config.label_smoothing, config.fake_label)
     loss = loss + _class_loss(d, phi_real, y, config)
     if state.generator.conditional:  # fakes have an intended class only when G was given one
@@ -138,41 +163,48 @@ def _d_loss(state: GanState, real: tuple[Tensor, Tensor], fake: tuple[Tensor, Te
 
 def _g_loss(state: GanState, fake: Tensor, y_fake: Tensor, config: TrainingConfig) -> tuple[Tensor, Tensor]:
     phi = state.discriminator.features(fake)
-    fake_logits = state.discriminator.logits(phi, y_fake)
+    fake_logits = state.discriminator.logits(phi, y_fake).float()
     loss = generator_loss(config.generator_loss, fake_logits)
     if state.generator.conditional:
         loss = loss + _class_loss(state.discriminator, phi, y_fake, config)
     return loss, fake_logits
 
 
-def d_update(state: GanState, data: TrainingData, config: TrainingConfig) -> tuple[Tensor, Tensor]:
+Fakes = tuple[Tensor, Tensor]  # G(z) with its graph to G's parameters, and the classes it was asked for
+
+
+def d_update(state: GanState, data: TrainingData, config: TrainingConfig,
+             keep_fakes: bool = False) -> tuple[Tensor, Tensor, Fakes | None]:
+    """One D step. With `keep_fakes`, G's forward keeps its graph and the fakes are returned, so the G step
+    that follows reuses them (the DCGAN example's loop: one G forward per iteration, not two)."""
     device = data.device
     real = sample_real(data, config.batch_size, state.rng)
     z, y_fake = sample_fake(state, config.batch_size, device)
-    with torch.no_grad():
+    with torch.set_grad_enabled(keep_fakes), _autocast(state, device):
         fake = state.generator(z, y_fake)
-    with _autocast(device):
-        loss, real_logits, _ = _d_loss(state, real, (fake, y_fake), config)
+    with _autocast(state, device):
+        loss, real_logits, _ = _d_loss(state, real, (fake.detach(), y_fake), config)
     state.opt_d.zero_grad(set_to_none=True)
     loss.backward()
     state.opt_d.step()
-    return loss.detach(), torch.sigmoid(real_logits.detach().float()).mean()
+    return loss.detach(), torch.sigmoid(real_logits.detach()).mean(), (fake, y_fake) if keep_fakes else None
 
 
-def g_update(state: GanState, config: TrainingConfig, device: torch.device) -> tuple[Tensor, Tensor]:
-    z, y_fake = sample_fake(state, config.batch_size, device)
-    with _autocast(device):
-        loss, fake_logits = _g_loss(state, state.generator(z, y_fake), y_fake, config)
+def g_update(state: GanState, config: TrainingConfig, fakes: Fakes) -> tuple[Tensor, Tensor]:
+    """G's step on `fakes`, judged by the D that was just updated."""
+    fake, y_fake = fakes
+    with _autocast(state, fake.device):
+        loss, fake_logits = _g_loss(state, fake, y_fake, config)
     _set_grads(state.generator, loss)  # G's grads only: D's weight gradients would be wasted work
     state.opt_g.step()
-    return loss.detach(), torch.sigmoid(fake_logits.detach().float()).mean()
+    return loss.detach(), torch.sigmoid(fake_logits.detach()).mean()
 
 
 def alternating_step(state: GanState, data: TrainingData, config: TrainingConfig) -> Tensor:
-    """`d_steps` D updates, then one G update against the updated D."""
-    for _ in range(config.d_steps):
-        loss_d, d_x = d_update(state, data, config)
-    loss_g, d_g_z = g_update(state, config, data.device)
+    """`d_steps` D updates, then one G update against the updated D, on the last D step's z."""
+    for k in range(config.d_steps):
+        loss_d, d_x, fakes = d_update(state, data, config, keep_fakes=k == config.d_steps - 1)
+    loss_g, d_g_z = g_update(state, config, fakes)
     return torch.stack([loss_d, loss_g, d_x, d_g_z])
 
 
@@ -181,7 +213,7 @@ def simultaneous_step(state: GanState, data: TrainingData, config: TrainingConfi
     device = data.device
     real = sample_real(data, config.batch_size, state.rng)
     z, y_fake = sample_fake(state, config.batch_size, device)
-    with _autocast(device):
+    with _autocast(state, device):
         fake = state.generator(z, y_fake)
         loss_d, real_logits, _ = _d_loss(state, real, (fake.detach(), y_fake), config)
         loss_g, fake_logits = _g_loss(state, fake, y_fake, config)
@@ -189,8 +221,8 @@ def simultaneous_step(state: GanState, data: TrainingData, config: TrainingConfi
     _set_grads(state.generator, loss_g)
     state.opt_d.step()
     state.opt_g.step()
-    d_x = torch.sigmoid(real_logits.detach().float()).mean()
-    d_g_z = torch.sigmoid(fake_logits.detach().float()).mean()
+    d_x = torch.sigmoid(real_logits.detach()).mean()
+    d_g_z = torch.sigmoid(fake_logits.detach()).mean()
     return torch.stack([loss_d.detach(), loss_g.detach(), d_x, d_g_z])
 
 
@@ -225,6 +257,7 @@ def train(state: GanState, data: TrainingData, config: TrainingConfig,
     while state.step < config.steps and not callbacks.abort():
         window += step_fn(state, data, config)
         state.step, window_steps = state.step + 1, window_steps + 1
+        crash_point("train_step")
         checkpoint_due = state.step % config.checkpoint_every == 0 or state.step == config.steps
         if state.step % config.log_every == 0 or state.step == config.steps:
             report.history.append(_flush(window, window_steps, state.step))

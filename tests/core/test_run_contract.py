@@ -1,7 +1,9 @@
 """The run manifest as a typed contract: JSON round trip, old manifests, files it refuses, and a pinned tiny run.
 
-`golden_tiny_run/` holds the score table and gallery PNGs of a fixed tiny run as the untyped-dict code
-produced them (before `RunManifest`); the typed code must reproduce them.
+`golden_tiny_run/` holds the score table and gallery PNGs of a fixed tiny fp32 run. They were first made by
+the untyped-dict code (before `RunManifest`) and reproduced by the typed code; they were regenerated once,
+when the training step changed on purpose (the G step reuses the D step's fakes, CODE_VERSION 2), and
+pin the behaviour against accidental changes since. Regenerate: `python tests/core/test_run_contract.py`.
 """
 
 import json
@@ -27,14 +29,13 @@ from gan_assets.core.training_run import RunInputs, train_run
 GOLDEN = Path(__file__).parent / "golden_tiny_run"
 RAW = {"seed": 3, "dataset": {"image_size": 16}, "reference_batch": {"size": 16},
        "model": {"z_dim": 8, "g_width": 8, "d_width": 8},
-       "training": {"steps": 20, "batch_size": 16, "checkpoint_every": 10, "log_every": 5},
+       "training": {"steps": 20, "batch_size": 16, "checkpoint_every": 10, "log_every": 5, "precision": "fp32"},
        "evaluator": {"epochs": 1},
        "evaluation": {"num_samples": 64, "metrics": ["fd", "class_coverage", "class_kl", "precision_recall"]},
        "gallery": {"grid_size": 4}}
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
+def make_tiny_run(run_dir: Path):
     torch.set_num_threads(1)  # the golden files were made with one thread
     config = parse_experiment(RAW)
     data = load_dataset(config.dataset)
@@ -43,22 +44,30 @@ def tiny_run(tmp_path_factory):
     inputs = RunInputs(images=train.images, labels=train.labels, num_classes=10,
                        reference_images=data.images[rows_by_id(data, reference.ids)],
                        reference_labels=reference.labels, reference_z=reference.z)
-    run_dir = tmp_path_factory.mktemp("tiny-run")
     manifest = train_run(config, inputs, run_dir, log=lambda message: None)
     return config, data, reference, manifest
 
 
-def test_scores_and_gallery_of_a_fixed_run_match_the_untyped_code(tiny_run, tmp_path):
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    return make_tiny_run(tmp_path_factory.mktemp("tiny-run"))
+
+
+def score_and_draw(tiny_run, out_dir: Path) -> pd.DataFrame:
     config, data, reference, manifest = tiny_run
     classifier = train_classifier(data.subset("train").images, data.subset("train").labels, 10, config.evaluator,
                                   config.seed)
-    scores = score_checkpoints(manifest, classifier=classifier, data=data, evaluation=config.evaluation,
-                               reference=reference, seed=config.seed)
+    render_gallery(manifest, reference=reference, grid_size=4, sampling="eval", out_dir=out_dir)
+    return score_checkpoints(manifest, classifier=classifier, data=data, evaluation=config.evaluation,
+                             reference=reference, seed=config.seed)
+
+
+def test_scores_and_gallery_of_a_fixed_run_are_pinned(tiny_run, tmp_path):
+    scores = score_and_draw(tiny_run, tmp_path)
     expected = pd.DataFrame(json.loads((GOLDEN / "scores.json").read_text()))
     assert scores["name"].tolist() == expected["name"].tolist() == ["step_000010", "step_000020", "real_floor"]
     for column in ("fd", "class_coverage", "class_kl", "precision", "recall"):
         assert scores[column].to_numpy(float) == pytest.approx(expected[column].to_numpy(float), rel=1e-4, abs=1e-6)
-    render_gallery(manifest, reference=reference, grid_size=4, sampling="eval", out_dir=tmp_path)
     for name in ("step_000010", "step_000020", "progress"):
         ours = np.asarray(Image.open(tmp_path / f"{name}.png"), dtype=np.int16)
         golden = np.asarray(Image.open(GOLDEN / f"{name}.png"), dtype=np.int16)
@@ -121,3 +130,10 @@ def test_a_replaced_checkpoint_file_is_refused(tiny_run, tmp_path):
     with pytest.raises(StoredFileError, match=rf"{last.generator} has sha256 .* replaced or corrupted"):
         moved.load_generator(last)
     moved.load_generator(first)  # the untouched one still loads
+
+
+if __name__ == "__main__":  # regenerate the golden files (say why in the commit)
+    import tempfile
+
+    run = make_tiny_run(Path(tempfile.mkdtemp()))
+    score_and_draw(run, GOLDEN).to_json(GOLDEN / "scores.json", orient="records", double_precision=15)

@@ -120,3 +120,63 @@ def test_reference_norm_runs_and_checkpoints_keep_the_reference(tmp_path: Path, 
     assert generator.reference.shape == (8, 8)
     z = torch.randn(4, 8)
     torch.testing.assert_close(generator(z)[:1], generator(z[:1]))
+
+
+def test_non_finite_training_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path):
+    from gan_assets.core.training_loop import NonFiniteTraining
+
+    # lr 1e30 is finite (the config accepts it) but Adam's first steps throw the weights to ~1e30: the next
+    # forward pass overflows. A checkpoint every step shows that no checkpoint of a non-finite state is listed.
+    with pytest.raises(NonFiniteTraining, match=r"step \d: (discriminator|generator)'s (loss_d|loss_g|weights)") as err:
+        run(tiny_config(checkpoint_every=1, log_every=1, lr_g=1e30), tmp_path)
+    manifest = RunManifest.read(tmp_path)
+    assert 1 <= manifest.latest.step == err.value.step - 1  # the last good one stays the latest
+    for entry in manifest.checkpoints:
+        generator = manifest.load_generator(entry)
+        assert torch.isfinite(params(generator)).all()
+
+
+def test_resume_refuses_a_replaced_checkpoint_file(tmp_path: Path):
+    from gan_assets.core.storage import StoredFileError
+
+    run(tiny_config(), tmp_path / "a")
+    run(tiny_config(steps=3), tmp_path / "b")
+    latest = RunManifest.read(tmp_path / "b").latest
+    (tmp_path / "b" / latest.discriminator).write_bytes((tmp_path / "a" / latest.discriminator).read_bytes())
+    (tmp_path / "b" / latest.discriminator).write_bytes(  # another valid file: a's D at step 6
+        (tmp_path / "a" / "step_000006.discriminator.safetensors").read_bytes())
+    with pytest.raises(StoredFileError, match=r"step_000003.discriminator.safetensors has sha256 .* replaced"):
+        run(tiny_config(), tmp_path / "b")
+
+
+def test_a_cuda_device_this_machine_lacks_names_the_setting():
+    from gan_assets.core.training_loop import resolve_device
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ValueError, match=r"training.device is 'cuda', but this machine has 0 CUDA device"):
+        resolve_device("cuda")
+    assert resolve_device("auto").type == "cpu"
+
+
+def test_bf16_fast_path_losses_match_fp32_on_a_fixed_batch():
+    """The fast path (bf16 autocast, channels_last) computes the same costs as fp32, to bf16's precision."""
+    from gan_assets.core.training_loop import _autocast, _d_loss, _g_loss
+
+    config = tiny_config()
+    x = torch.from_numpy(fake_digits(16, seed=3)).float().div(127.5).sub(1)
+    z = torch.randn(16, 8, generator=torch.Generator().manual_seed(4))
+    y = torch.zeros(16, dtype=torch.long)
+    losses = {}
+    for dtype in (None, torch.bfloat16):
+        state = tiny_state(config)
+        state.compute_dtype = dtype
+        state.generator.to(memory_format=torch.channels_last), state.discriminator.to(memory_format=torch.channels_last)
+        with _autocast(state, torch.device("cpu")):
+            fake = state.generator(z, y)
+            loss_d, real_logits, _ = _d_loss(state, (x.contiguous(memory_format=torch.channels_last), y),
+                                             (fake.detach(), y), config.training)
+            loss_g, _ = _g_loss(state, fake, y, config.training)
+        assert loss_d.dtype == loss_g.dtype == torch.float32  # costs in fp32 whatever the convs ran in
+        losses[dtype] = torch.stack([loss_d, loss_g]).detach()
+    torch.testing.assert_close(losses[torch.bfloat16], losses[None], rtol=2e-2, atol=2e-3)

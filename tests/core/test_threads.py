@@ -1,0 +1,51 @@
+"""torch's thread count follows the CPUs the process may use (affinity, cgroup quota) or the setting."""
+
+import os
+
+import pytest
+
+from gan_assets.core import threads
+
+
+@pytest.mark.parametrize("files, expected", [
+    ({"cpu.max": "150000 100000\n"}, 1.5),  # cgroup v2: 1.5 CPUs
+    ({"cpu.max": "max 100000\n"}, None),  # v2 unlimited
+    ({"cpu/cpu.cfs_quota_us": "200000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 2.0),  # v1
+    ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+    ({}, None),
+])
+def test_cgroup_quota_is_read(tmp_path, files, expected):
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert threads.cgroup_cpu_limit(tmp_path) == expected
+
+
+def test_thread_count_follows_affinity_quota_and_setting(monkeypatch):
+    monkeypatch.delenv(threads.THREADS_VARIABLE, raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    monkeypatch.setattr(threads, "cgroup_cpu_limit", lambda: 1.5)
+    assert threads.thread_count() == 2  # 4 CPUs allowed, 1.5 CPUs of quota: 2 threads
+    monkeypatch.setattr(threads, "cgroup_cpu_limit", lambda: None)
+    assert threads.thread_count() == 4
+    monkeypatch.setenv(threads.THREADS_VARIABLE, "3")
+    assert threads.thread_count() == 3 and threads.thread_count(1) == 1
+    monkeypatch.setenv(threads.THREADS_VARIABLE, "0")
+    with pytest.raises(ValueError, match="GAN_TORCH_THREADS='0'"):
+        threads.thread_count()
+
+
+def test_configure_threads_sets_torch(monkeypatch):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        assert threads.configure_threads(1) == 1 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_idle_openmp_threads_sleep():
+    import gan_assets  # noqa: F401  (sets the default before torch loads OpenMP)
+
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
