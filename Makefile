@@ -29,8 +29,10 @@ run: install $(DAGSTER_HOME)/dagster.yaml
 compare: install $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m pipelines.run_experiment $(THREE_GAMES) --leaderboard
 
+# Training speed side by side with the canonical DCGAN loop (JSON lines), busy-machine ratios, then the rest.
 bench: install
-	OPENBLAS_NUM_THREADS=1 $(PY) benchmarks/bench_training.py
+	OPENBLAS_NUM_THREADS=1 $(PY) benchmarks/bench_canonical.py
+	OPENBLAS_NUM_THREADS=1 $(PY) benchmarks/bench_canonical.py --busy
 	OPENBLAS_NUM_THREADS=1 $(PY) benchmarks/bench_metrics.py
 	OPENBLAS_NUM_THREADS=1 $(PY) benchmarks/bench_scoring.py
 	$(PY) benchmarks/bench_ingest.py

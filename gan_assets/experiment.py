@@ -97,9 +97,18 @@ class DeclaredConfig:
     whole effective config, for metadata (recording what made a result is not reading it).
     """
 
-    def __init__(self, config: ExperimentConfig, sections: tuple[str, ...], asset: str) -> None:
-        self._config, self._sections, self._asset = config, frozenset(sections), asset
+    def __init__(self, config: ExperimentConfig, sections: tuple[str, ...], asset: str, log: Any = None) -> None:
+        self._config, self._sections, self._asset, self._log = config, frozenset(sections), asset, log
         self.loaded_at = time.perf_counter()  # assets load their config first: their compute starts here
+        if log is not None:
+            log.info(f"{asset} started")
+
+    def finished(self) -> float:
+        """Seconds since the asset loaded its config; logs the stage's end line."""
+        seconds = time.perf_counter() - self.loaded_at
+        if self._log is not None:
+            self._log.info(f"{self._asset} finished in {seconds:.1f} s")
+        return seconds
 
     def __getattr__(self, name: str) -> Any:
         if name in CONFIG_SECTIONS and name not in self._sections:
@@ -136,9 +145,9 @@ def load_config(context: dg.AssetExecutionContext, store: ExperimentStore) -> De
             continue
         raw[section] = json.loads(path.read_text())
     if not unobserved:
-        return DeclaredConfig(parse_experiment(raw, origin=f"observed config of {key}"), sections, asset)
+        return DeclaredConfig(parse_experiment(raw, origin=f"observed config of {key}"), sections, asset, context.log)
     context.log.info(f"sections {unobserved} never observed: reading {store.experiment_file(key)}")
-    return DeclaredConfig(load_experiment(store.experiment_file(key)), sections, asset)
+    return DeclaredConfig(load_experiment(store.experiment_file(key)), sections, asset, context.log)
 
 
 def observed_versions(context: dg.AssetExecutionContext, sections: tuple[str, ...] | None = None
@@ -164,8 +173,7 @@ def config_metadata(config: DeclaredConfig | ExperimentConfig) -> dict[str, Any]
     asset's compute time (from loading its config to now: what `make run` compares its wall time with)."""
     if not isinstance(config, DeclaredConfig):
         return {"config": dg.MetadataValue.json(json.loads(config.model_dump_json()))}
-    return {"config": dg.MetadataValue.json(config.record()),
-            "compute_seconds": round(time.perf_counter() - config.loaded_at, 3)}
+    return {"config": dg.MetadataValue.json(config.record()), "compute_seconds": round(config.finished(), 3)}
 
 
 __all__ = ["CONFIG_SECTIONS", "DeclaredConfig", "ExperimentStore", "check_experiment_key",

@@ -13,6 +13,7 @@ import json
 import socket
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import dagster as dg
@@ -54,12 +55,19 @@ def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
     return {k: v.value for k, v in event.metadata.items()}
 
 
-def run_one(defs: dg.Definitions, instance: dg.DagsterInstance, key: str) -> dict:
+def console(verbose: bool) -> dict:
+    """Run config for Dagster's console logger: INFO (our stage and progress lines) unless --verbose asks
+    for Dagster's DEBUG events (one line per step input, output and check)."""
+    return {"loggers": {"console": {"config": {"log_level": "DEBUG" if verbose else "INFO"}}}}
+
+
+def run_one(defs: dg.Definitions, instance: dg.DagsterInstance, key: str, verbose: bool = False) -> dict:
     started = time.perf_counter()
     register(instance, key)
     # observe the config sections first: the assets read the snapshots this records
-    defs.resolve_job_def("observe_config").execute_in_process(instance=instance)
+    defs.resolve_job_def("observe_config").execute_in_process(instance=instance, run_config=console(verbose))
     result = defs.resolve_job_def("experiment").execute_in_process(partition_key=key, instance=instance,
+                                                                   run_config=console(verbose),
                                                                    tags={HOST_TAG: socket.gethostname()})
     return summary(result, key, time.perf_counter() - started)
 
@@ -74,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("experiments", type=Path, nargs="+", help="experiment YAML files, all in one folder")
     parser.add_argument("--leaderboard", action="store_true", help="then materialize the leaderboard")
+    parser.add_argument("--verbose", action="store_true", help="show Dagster's DEBUG events too")
     args = parser.parse_args(argv)
     try:
         for path in args.experiments:  # a bad file fails here, before any work
@@ -82,13 +91,15 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ExperimentKeyError, ValueError) as err:
         print(f"error: {path}: {err}" if not str(err).startswith(str(path)) else f"error: {err}", file=sys.stderr)
         return 2
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)  # content-hash data versions are the point here
+    warnings.filterwarnings("ignore", category=dg.PreviewWarning)
     from pipelines.definitions import STORAGE_ROOT, build_definitions
 
     defs = build_definitions(STORAGE_ROOT, args.experiments[0].resolve().parent)
     with dg.DagsterInstance.get() as instance:
         recover_dead_runs(instance, log=lambda message: print(message, file=sys.stderr))
         for path in args.experiments:
-            print(json.dumps(run_one(defs, instance, path.stem)), flush=True)
+            print(json.dumps(run_one(defs, instance, path.stem, args.verbose)), flush=True)
         if args.leaderboard:
             print(leaderboard(defs, instance))
     return 0

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from gan_assets.core.config import EvaluatorConfig
 from gan_assets.core.networks import model_input
-from gan_assets.core.threads import configure_threads
+from gan_assets.core.threads import adapt_to_load
 
 POINT_HIDDEN = 64  # the point trunk's first layer: mode classification of ring8/grid25 is easy
 
@@ -74,7 +74,7 @@ def classifier_for(examples: np.ndarray, num_classes: int, feature_dim: int) -> 
 def train_classifier(images: np.ndarray, labels: np.ndarray, num_classes: int, config: EvaluatorConfig,
                      seed: int) -> Classifier:
     """Train on uint8 images or float32 points (`images` holds either kind)."""
-    configure_threads()
+    adapt_to_load()  # as many threads as there are CPUs free now
     torch.manual_seed(seed)  # weight init
     rng = torch.Generator().manual_seed(seed)
     model = classifier_for(images, num_classes, config.feature_dim)

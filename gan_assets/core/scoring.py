@@ -26,7 +26,7 @@ from gan_assets.core.reference import ReferenceBatch
 from gan_assets.core.run import RunManifest
 from gan_assets.core.sampling import class_labels, generate
 from gan_assets.core.sources.mixtures import modes_of
-from gan_assets.core.threads import configure_threads
+from gan_assets.core.threads import adapt_to_load
 
 REAL_FLOOR = "real_floor"  # the score row of held-out real data: every number is read beside it
 
@@ -69,7 +69,7 @@ def score_checkpoints(manifest: RunManifest, *, classifier: Classifier, data: Im
                       evaluation: EvaluationConfig, reference: ReferenceBatch, seed: int) -> pd.DataFrame:
     """Every metric of `evaluation.metrics` (as `scored_metrics` adapts them to the data) for each checkpoint
     the manifest names, then the real floor."""
-    configure_threads()
+    adapt_to_load()  # as many threads as there are CPUs free now
     train_ev, held_ev, ctx = real_context(classifier, data, seed)
     metrics, rows = scored_metrics(evaluation.metrics, isinstance(data, PointSet)), []
     inception = inception_scorer(evaluation, data)

@@ -3,9 +3,13 @@
 torch defaults to one intra-op thread per core of the machine, whatever the process is allowed: in a
 container limited to 2 CPUs on a 64-core host it starts 64 threads, and on a busy machine its threads
 oversubscribe the cores and every parallel region waits for a descheduled thread (a training fell from
-27.8 to 0.18 steps/s). So the count follows the process's CPU affinity and its cgroup CPU quota, or
-`GAN_TORCH_THREADS` when set; `OMP_WAIT_POLICY=PASSIVE` (set in `gan_assets/__init__.py` before torch is
-imported) makes idle OpenMP threads sleep instead of spinning on a core another process needs.
+27.8 to 0.18 steps/s). So the count follows the process's CPU affinity and its cgroup CPU quota, less the
+CPUs other processes are busy on right now (`adapt_to_load`, which the training loop calls at every
+logging window), or `GAN_TORCH_THREADS` when set (then fixed).
+
+Measured here (`benchmarks/bench_canonical.py --busy`): two bf16 trainings at once with 2 threads each ran
+at 20 img/s apiece, with 1 thread each at ~1,300. `OMP_WAIT_POLICY=PASSIVE` (idle threads sleep) was no
+cure: it cost 35-45% when quiet and collapsed under contention, so it is not set.
 """
 
 from __future__ import annotations
@@ -55,6 +59,29 @@ def thread_count(setting: int | str | None = None) -> int:
 def configure_threads(setting: int | str | None = None) -> int:
     """Set torch's intra-op threads to `thread_count(setting)`; return the count."""
     count = thread_count(setting)
+    if torch.get_num_threads() != count:
+        torch.set_num_threads(count)
+    return count
+
+
+def runnable_elsewhere(proc: Path = Path("/proc")) -> int | None:
+    """Threads of other processes that are runnable now (the kernel's count, less this process's own)."""
+    try:
+        running = int((proc / "loadavg").read_text().split()[3].split("/")[0])
+        own = sum(1 for task in (proc / "self" / "task").iterdir()
+                  if (proc / "self" / "task" / task.name / "stat").read_text().rsplit(")", 1)[1].split()[0] == "R")
+    except (OSError, ValueError, IndexError):
+        return None
+    return max(0, running - own)
+
+
+def adapt_to_load() -> int:
+    """Re-pick the thread count for the CPUs left free by other processes (at least one); a fixed
+    `GAN_TORCH_THREADS` is kept. Cheap (two /proc reads): the training loop calls it every logging window."""
+    if os.environ.get(THREADS_VARIABLE) not in (None, "", "auto"):
+        return configure_threads()
+    others = runnable_elsewhere()
+    count = available_cpus() if others is None else max(1, available_cpus() - others)
     if torch.get_num_threads() != count:
         torch.set_num_threads(count)
     return count

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -24,7 +25,7 @@ from gan_assets.core.networks import build_discriminator, build_generator, dcgan
 from gan_assets.core.norms import uses_reference
 from gan_assets.core.run import HISTORY_FILE, ModeCentres, RunManifest, RunTiming
 from gan_assets.core.storage import read_parquet, remove_stale_temps, write_parquet_atomic
-from gan_assets.core.threads import configure_threads
+from gan_assets.core.threads import adapt_to_load
 from gan_assets.core.training_loop import (
     STAT_NAMES,
     GanState,
@@ -98,7 +99,7 @@ def train_run(config: ExperimentConfig, inputs: RunInputs, run_dir: Path,
     """Train (or resume) the run in `run_dir`; return its final manifest."""
     if config.training.fake_label > 0:
         log(FAKE_LABEL_WARNING.format(beta=config.training.fake_label))
-    configure_threads()
+    adapt_to_load()  # as many threads as there are CPUs free now
     device = resolve_device(config.training.device)
     state = _fresh_state(config, inputs, device)
     remove_stale_temps(run_dir)  # temp files of writes a killed run left behind
@@ -115,9 +116,12 @@ def train_run(config: ExperimentConfig, inputs: RunInputs, run_dir: Path,
         write_parquet_atomic(_history_table(history), run_dir / manifest.history)
         manifest.write()  # last: whatever it lists is complete
 
+    started, first_step = time.perf_counter(), state.step
+
     def on_progress(step: int, stats: dict[str, float]) -> None:
         history.append(stats)
-        log(f"step {step}/{config.training.steps} " + " ".join(f"{k} {v:.4f}" for k, v in stats.items() if k != "step"))
+        log(f"step {step}/{config.training.steps} " + " ".join(f"{k} {v:.4f}" for k, v in stats.items() if k != "step")
+            + progress_rate(step - first_step, config.training.steps - step, time.perf_counter() - started))
 
     report = train(state, data, config.training, TrainingCallbacks(progress=on_progress, checkpoint=on_checkpoint))
     if report.steps_done:
@@ -127,6 +131,15 @@ def train_run(config: ExperimentConfig, inputs: RunInputs, run_dir: Path,
                                                   images_per_second=images_per_second))
         manifest.write()
     return manifest
+
+
+def progress_rate(done: int, left: int, seconds: float) -> str:
+    """`, 27.8 steps/s, ETA 2m58s` for a progress line (empty before the first timed step)."""
+    if done <= 0 or seconds <= 0:
+        return ""
+    rate = done / seconds
+    eta = round(left / rate)
+    return f", {rate:.1f} steps/s, ETA {eta // 60}m{eta % 60:02d}s"
 
 
 def _new_manifest(config: ExperimentConfig, inputs: RunInputs, device: torch.device, run_dir: Path) -> RunManifest:

@@ -45,7 +45,24 @@ def test_configure_threads_sets_torch(monkeypatch):
         torch.set_num_threads(before)
 
 
-def test_idle_openmp_threads_sleep():
-    import gan_assets  # noqa: F401  (sets the default before torch loads OpenMP)
+def test_load_leaves_the_cpus_other_processes_use(tmp_path, monkeypatch):
+    import torch
 
-    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    (tmp_path / "self" / "task" / "1").mkdir(parents=True)
+    (tmp_path / "self" / "task" / "2").mkdir(parents=True)
+    (tmp_path / "self" / "task" / "1" / "stat").write_text("1 (python) R 0 0")
+    (tmp_path / "self" / "task" / "2" / "stat").write_text("2 (python (omp)) S 0 0")
+    (tmp_path / "loadavg").write_text("2.10 1.50 1.00 3/420 999\n")
+    assert threads.runnable_elsewhere(tmp_path) == 2  # 3 runnable, 1 of them ours
+    monkeypatch.setattr(threads, "runnable_elsewhere", lambda: 2)
+    monkeypatch.setattr(threads, "available_cpus", lambda: 2)
+    monkeypatch.delenv(threads.THREADS_VARIABLE, raising=False)
+    before = torch.get_num_threads()
+    try:
+        assert threads.adapt_to_load() == 1 == torch.get_num_threads()  # both CPUs busy: one thread, not two
+        monkeypatch.setattr(threads, "runnable_elsewhere", lambda: 0)
+        assert threads.adapt_to_load() == 2
+        monkeypatch.setenv(threads.THREADS_VARIABLE, "1")
+        assert threads.adapt_to_load() == 1  # a fixed setting is kept
+    finally:
+        torch.set_num_threads(before)

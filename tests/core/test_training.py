@@ -180,3 +180,10 @@ def test_bf16_fast_path_losses_match_fp32_on_a_fixed_batch():
         assert loss_d.dtype == loss_g.dtype == torch.float32  # costs in fp32 whatever the convs ran in
         losses[dtype] = torch.stack([loss_d, loss_g]).detach()
     torch.testing.assert_close(losses[torch.bfloat16], losses[None], rtol=2e-2, atol=2e-3)
+
+
+def test_progress_lines_give_the_rate_and_the_time_left():
+    from gan_assets.core.training_run import progress_rate
+
+    assert progress_rate(100, 4900, 4.0) == ", 25.0 steps/s, ETA 3m16s"
+    assert progress_rate(0, 5000, 0.0) == ""  # nothing timed yet
