@@ -11,13 +11,21 @@ import json
 import dagster as dg
 
 from gan_assets.core.config import ConfigError, ExperimentConfig, load_experiment, section_hash
-from gan_assets.core.storage import write_bytes_atomic
-from gan_assets.experiment import CONFIG_SECTIONS, ExperimentStore, config_key, experiments_partitions
+from gan_assets.core.storage import StoredFileError, write_bytes_atomic
+from gan_assets.experiment import CONFIG_SECTIONS, ExperimentStore, config_key, experiments_partitions, read_snapshot
 
 
 def section_value(config: ExperimentConfig, section: str):
     value = getattr(config, section)
     return value if section == "seed" else value.model_dump(mode="json")
+
+
+def snapshot_is_intact(path, version: str) -> bool:
+    try:
+        read_snapshot(path, version)
+    except StoredFileError:
+        return False
+    return True
 
 
 def observe_section(store: ExperimentStore, section: str, registered: set[str], log) -> dict[str, str]:
@@ -32,7 +40,7 @@ def observe_section(store: ExperimentStore, section: str, registered: set[str], 
         value = section_value(config, section)
         version = section_hash(value)
         path = store.snapshot_path(section, version)
-        if not path.exists():
+        if not snapshot_is_intact(path, version):  # missing, or corrupted since: (re)write it
             write_bytes_atomic(json.dumps(value, sort_keys=True).encode(), path)
         versions[key] = version
     return versions

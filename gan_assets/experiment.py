@@ -18,7 +18,8 @@ from typing import Any
 import dagster as dg
 from dagster._core.errors import DagsterInvalidPropertyError
 
-from gan_assets.core.config import SECTIONS, ExperimentConfig, load_experiment, parse_experiment
+from gan_assets.core.config import SECTIONS, ExperimentConfig, load_experiment, parse_experiment, section_hash
+from gan_assets.core.storage import StoredFileError, read_json
 
 # One partition per YAML file in experiments/; the key is the file name without `.yaml`.
 experiments_partitions = dg.DynamicPartitionsDefinition(name="experiments")
@@ -143,11 +144,20 @@ def load_config(context: dg.AssetExecutionContext, store: ExperimentStore) -> De
         if path is None or not path.exists():
             unobserved.append(section)
             continue
-        raw[section] = json.loads(path.read_text())
+        raw[section] = read_snapshot(path, version)
     if not unobserved:
         return DeclaredConfig(parse_experiment(raw, origin=f"observed config of {key}"), sections, asset, context.log)
     context.log.info(f"sections {unobserved} never observed: reading {store.experiment_file(key)}")
     return DeclaredConfig(load_experiment(store.experiment_file(key)), sections, asset, context.log)
+
+
+def read_snapshot(path: Path, version: str) -> Any:
+    """An observed section value; its file name is its sha256, so a corrupted or edited snapshot is refused."""
+    value = read_json(path)
+    if section_hash(value) != version:
+        raise StoredFileError(f"{path} does not hold the section value observed as {version[:12]}… (corrupted or "
+                              "edited): delete it and observe the config again (the observe_config job)")
+    return value
 
 
 def observed_versions(context: dg.AssetExecutionContext, sections: tuple[str, ...] | None = None

@@ -56,3 +56,24 @@ def test_every_asset_declares_what_it_reads():
     assert declared == {"dataset": ["dataset", "seed"], "reference_batch": ["model", "reference_batch", "seed"],
                         "evaluator": ["evaluator", "seed"], "gan_checkpoints": ["model", "seed", "training"],
                         "checkpoint_scores": ["evaluation", "seed"], "sample_gallery": ["evaluation", "gallery"]}
+
+
+def test_a_corrupted_or_edited_snapshot_is_refused_naming_it(tmp_path):
+    import pytest
+
+    from gan_assets.core.storage import StoredFileError
+
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY_EXPERIMENT))
+    store = ExperimentStore(experiments_dir=str(tmp_path), storage_root=str(tmp_path / "store"))
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(experiments_partitions.name, ["tiny"])
+    build_definitions(tmp_path / "store", tmp_path).resolve_job_def("observe_config").execute_in_process(instance=instance)
+    [snapshot] = (tmp_path / "store" / "config_snapshots" / "training").glob("*.json")
+    context = dg.build_asset_context(partition_key="tiny", instance=instance)
+    for text, message in (('{"steps": 5', "is not valid JSON"), ('{"steps": 999}', "does not hold the section value")):
+        snapshot.write_text(text)
+        with pytest.raises(StoredFileError, match=message) as caught:
+            load_config(context, store)
+        assert str(snapshot) in str(caught.value)
+    build_definitions(tmp_path / "store", tmp_path).resolve_job_def("observe_config").execute_in_process(instance=instance)
+    assert load_config(context, store).training.steps == 20  # observing again repaired it
