@@ -1,5 +1,7 @@
 """`checkpoint_scores`: every metric for every checkpoint, the real floor beside them, the best named."""
 
+import math
+
 import dagster as dg
 import pandas as pd
 import pyarrow as pa
@@ -7,6 +9,8 @@ import pyarrow as pa
 from gan_assets.core.evaluator import Classifier
 from gan_assets.core.guards import mode_collapse, regression
 from gan_assets.core.images import decode_table
+from gan_assets.core.plots import render_score_curves_png
+from gan_assets.core.png import markdown_png
 from gan_assets.core.reference import from_table as reference_from_table
 from gan_assets.core.run import RunManifest
 from gan_assets.core.scoring import REAL_FLOOR, best_row, frame_hash, real_floor_row, score_checkpoints
@@ -41,13 +45,30 @@ def checkpoint_scores(context: dg.AssetExecutionContext, store: ExperimentStore,
         **({"inception_extractor": f"torchvision inception_v3 pool3, weights sha256 {evaluation.inception.sha256}"}
            if evaluation.inception.weights else {}),
         "best_step": int(best["step"]),
-        **{f"best_{c}": float(best[c]) for c in metric_columns},  # plain numbers: Dagster plots them
-        **{f"{REAL_FLOOR}_{c}": float(floor[c]) for c in metric_columns},
-        "scores": dg.MetadataValue.md(scores.to_markdown(index=False, floatfmt=".4g")),
+        **{f"best_{c}": rounded(best[c]) for c in metric_columns},  # plain numbers: Dagster plots them
+        **{f"{REAL_FLOOR}_{c}": rounded(floor[c]) for c in metric_columns},
+        "scores": score_table(scores),  # sortable in the UI, every row
+        "score_curves": dg.MetadataValue.md(markdown_png(render_score_curves_png(
+            scores[scores["name"] != REAL_FLOOR], floor), "scores over training")),
         "dagster/row_count": len(scores),
         **config_metadata(config),
     })
     yield from score_checks(best, floor, previous, evaluation.best_metric, evaluation.best_direction)
+
+
+def rounded(value, digits: int = 4) -> float:
+    """4 significant digits: the scores of 2,000 samples vary in the third (see the README's seed spread)."""
+    value = float(value)
+    return float(f"{value:.{digits}g}") if math.isfinite(value) else value
+
+
+def score_table(scores: pd.DataFrame) -> dg.MetadataValue:
+    """The score table as Dagster's table metadata: sortable columns, all rows, floats rounded."""
+    columns = [dg.TableColumn(c, "string" if c == "name" else "int" if c == "step" else "float") for c in scores.columns]
+    records = [dg.TableRecord({c: (row[c] if c == "name" else None if pd.isna(row[c]) else
+                                   int(row[c]) if c == "step" else rounded(row[c])) for c in scores.columns})
+               for _, row in scores.iterrows()]
+    return dg.MetadataValue.table(records=records, schema=dg.TableSchema(columns=columns))
 
 
 def previous_best(context: dg.AssetExecutionContext, metric: str) -> float | None:
@@ -64,6 +85,6 @@ def score_checks(best: pd.Series, floor: pd.Series, previous: float | None, metr
     healthy, facts = mode_collapse(best, floor)
     yield dg.AssetCheckResult(check_name="mode_collapse", passed=healthy, severity=dg.AssetCheckSeverity.WARN,
                               metadata=facts)
-    steady, facts = regression(float(best[metric]), previous, direction)
+    steady, facts = regression(rounded(best[metric]), previous, direction)  # as recorded: previous is rounded too
     yield dg.AssetCheckResult(check_name="no_regression", passed=steady, severity=dg.AssetCheckSeverity.WARN,
                               metadata={"metric": metric, **facts})

@@ -22,7 +22,7 @@ from gan_assets.leaderboard import leaderboard
 from gan_assets.reference_batch import reference_batch
 from gan_assets.sample_gallery import sample_gallery
 from gan_assets.tutorial import cost_response_curves, divergence_fits
-from pipelines.automation import automated, automation_sensor
+from pipelines.automation import automated, automation_sensor, train_new_experiments_by_default
 from pipelines.io_manager import ExperimentIOManager
 from pipelines.recovery import dead_run_sensor
 from pipelines.schedules import force_retrain_schedule, forced_experiments, weekly_retrain
@@ -42,10 +42,16 @@ observe_config_job = dg.define_asset_job("observe_config", selection=dg.AssetSel
                                          executor_def=dg.in_process_executor)
 
 
-def build_definitions(storage_root: str | Path, experiments_dir: str | Path) -> dg.Definitions:
+def build_definitions(storage_root: str | Path, experiments_dir: str | Path,
+                      train_new_experiments: bool | None = None) -> dg.Definitions:
+    """`train_new_experiments` (default: `GAN_TRAIN_NEW_EXPERIMENTS`, off): whether automation trains a new
+    experiment file by itself, or waits for a click (see pipelines/automation.py)."""
     store = ExperimentStore(experiments_dir=str(experiments_dir), storage_root=str(storage_root))
+    if train_new_experiments is None:
+        train_new_experiments = train_new_experiments_by_default()
     return dg.Definitions(
-        assets=[*config_sources, *automated([*GAN_ASSETS, leaderboard]), cost_response_curves, divergence_fits],
+        assets=[*config_sources, *automated([*GAN_ASSETS, leaderboard], train_new_experiments), cost_response_curves,
+                divergence_fits],
         jobs=[experiment_job, observe_config_job],
         sensors=[experiment_files_sensor, config_change_sensor, automation_sensor, dead_run_sensor],
         schedules=[weekly_retrain, force_retrain_schedule(forced_experiments)],

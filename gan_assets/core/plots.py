@@ -31,6 +31,29 @@ def render_loss_curves_png(history: pd.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
+SCORE_CHART_COLUMNS = ("fd", "kid", "precision", "recall", "class_coverage", "modes", "hq_fraction", "reverse_kl")
+
+
+def render_score_curves_png(scores: pd.DataFrame, real_floor: pd.Series) -> bytes:
+    """One panel per score the table has (FD, KID, precision, recall, coverage; modes on 2-D mixtures) over the
+    checkpoints' steps, each with its real floor as a dashed line: is training still improving, or done?"""
+    columns = [c for c in SCORE_CHART_COLUMNS if c in scores.columns]
+    figure = Figure(figsize=(2.6 * max(len(columns), 1), 2.6), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = np.atleast_1d(figure.subplots(1, max(len(columns), 1)))
+    for ax, column in zip(axes, columns):
+        ax.plot(scores["step"].astype(float), scores[column].astype(float), marker="o")
+        ax.axhline(float(real_floor[column]), linestyle="--", color="grey", label="real floor")
+        ax.set_title(column)
+        ax.set_xlabel("step")
+    if columns:
+        axes[0].legend(fontsize="small")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
 def render_scatter_panels(panels: list[np.ndarray], centers: np.ndarray, titles: list[str],
                           side_inches: float = 3.0) -> np.ndarray:
     """A row of scatters, one per (n, 2) array of points, over the mode centres (red rings), as H×W×3 uint8.

@@ -104,7 +104,12 @@ def test_scores_and_gallery_assets(upstream, store):
     assert {"fd", "class_coverage", "class_kl", "precision", "recall"} <= set(table.columns)
     best = table.loc[table["fd"][:2].idxmin()]
     assert meta(scores, "best_checkpoint") == best["name"]
-    assert meta(scores, "best_fd") == pytest.approx(best["fd"])
+    assert meta(scores, "best_fd") == pytest.approx(best["fd"], rel=5e-4)  # rounded to 4 significant digits
+    table_meta = scores.metadata["scores"].value  # sortable table metadata, every row
+    assert [r.data["name"] for r in table_meta.records] == table["name"].tolist()
+    assert {c.name for c in table_meta.schema.columns} == set(table.columns)
+    assert table_meta.records[0].data["fd"] == pytest.approx(table["fd"][0], rel=5e-4)
+    assert meta(scores, "score_curves").startswith("![scores over training](data:image/png;base64,")
     assert meta(scores, "real_floor_fd") < meta(scores, "best_fd")  # 20 steps is far from real
 
     gallery = sample_gallery(context(), store=store, gan_checkpoints=checkpoints.value,

@@ -13,8 +13,8 @@ from pipelines.definitions import build_definitions
 
 
 class AutomationHarness:
-    def __init__(self, storage_root, experiments_dir, instance: dg.DagsterInstance):
-        self.defs = build_definitions(storage_root, experiments_dir)
+    def __init__(self, storage_root, experiments_dir, instance: dg.DagsterInstance, train_new_experiments: bool = True):
+        self.defs = build_definitions(storage_root, experiments_dir, train_new_experiments)
         self.instance = instance
         self.cursor = None
         self.clock = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)

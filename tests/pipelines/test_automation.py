@@ -119,3 +119,18 @@ def test_new_files_become_partitions_and_run_and_deleted_ones_leave(world):
     apply_sensor(harness, root)
     assert harness.instance.get_dynamic_partitions(experiments_partitions.name) == ["tiny"]
     assert (root / "store" / "experiments" / "tiny-minimax" / "checkpoint_scores.parquet").is_file()  # kept
+
+
+def test_by_default_a_new_experiment_waits_for_a_click_then_its_edits_rerun(tmp_path):
+    (tmp_path / "experiments").mkdir()
+    experiment = Experiment(tmp_path / "experiments", "tiny", TINY_EXPERIMENT)
+    harness = AutomationHarness(tmp_path / "store", tmp_path / "experiments", dg.DagsterInstance.ephemeral(),
+                                train_new_experiments=False)
+    harness.add_experiment("tiny")
+    assert harness.settle() == {}  # opening the UI trains nothing by itself
+    job = harness.defs.resolve_job_def("experiment")
+    assert job.execute_in_process(partition_key="tiny", instance=harness.instance).success  # the user's click
+    assert harness.settle() == {}
+    experiment.raw["gallery"] = {"grid_size": 2}
+    experiment.save()
+    assert ran(harness.settle()) == {"tiny": {"sample_gallery"}}  # edits still rerun what they affect
