@@ -79,7 +79,10 @@ def bf16_is_fast(device: torch.device) -> bool:
     """Whether this device has bf16 matrix units (CUDA Ampere+; a CPU with AVX-512 BF16 or AMX)."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
-    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    try:  # oneDNN's own check (AVX-512 BF16 / AMX); a private op, so a torch without it means "no"
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def resolve_precision(name: str, device: torch.device, images: bool = True) -> torch.dtype | None:
