@@ -8,12 +8,18 @@ from pipelines.definitions import build_definitions
 from tests.conftest import TINY_EXPERIMENT
 
 
-def test_load_config_reads_the_observed_snapshot(tmp_path):
+def observed_tiny(tmp_path):
+    """The tiny experiment registered and its sections observed once: (store, instance)."""
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY_EXPERIMENT))
     store = ExperimentStore(experiments_dir=str(tmp_path), storage_root=str(tmp_path / "store"))
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(experiments_partitions.name, ["tiny"])
     build_definitions(tmp_path / "store", tmp_path).resolve_job_def("observe_config").execute_in_process(instance=instance)
+    return store, instance
+
+
+def test_load_config_reads_the_observed_snapshot(tmp_path):
+    store, instance = observed_tiny(tmp_path)
     edited = {**TINY_EXPERIMENT, "training": {**TINY_EXPERIMENT["training"], "steps": 999}}
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(edited))  # saved after the observation
 
@@ -63,11 +69,7 @@ def test_a_corrupted_or_edited_snapshot_is_refused_naming_it(tmp_path):
 
     from gan_assets.core.storage import StoredFileError
 
-    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY_EXPERIMENT))
-    store = ExperimentStore(experiments_dir=str(tmp_path), storage_root=str(tmp_path / "store"))
-    instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(experiments_partitions.name, ["tiny"])
-    build_definitions(tmp_path / "store", tmp_path).resolve_job_def("observe_config").execute_in_process(instance=instance)
+    store, instance = observed_tiny(tmp_path)
     [snapshot] = (tmp_path / "store" / "config_snapshots" / "training").glob("*.json")
     context = dg.build_asset_context(partition_key="tiny", instance=instance)
     for text, message in (('{"steps": 5', "is not valid JSON"), ('{"steps": 999}', "does not hold the section value")):
