@@ -15,6 +15,7 @@ from gan_assets.core.reference import from_table as reference_from_table
 from gan_assets.core.run import RunManifest
 from gan_assets.core.scoring import REAL_FLOOR, best_row, frame_hash, real_floor_row, score_checkpoints
 from gan_assets.experiment import ExperimentStore, config_deps, config_metadata, experiments_partitions, load_config
+from gan_assets.ui_images import served_image
 
 CHECKS = [
     dg.AssetCheckSpec("mode_collapse", asset="checkpoint_scores",
@@ -48,12 +49,19 @@ def checkpoint_scores(context: dg.AssetExecutionContext, store: ExperimentStore,
         **{f"best_{c}": rounded(best[c]) for c in metric_columns},  # plain numbers: Dagster plots them
         **{f"{REAL_FLOOR}_{c}": rounded(floor[c]) for c in metric_columns},
         "scores": score_table(scores),  # sortable in the UI, every row
-        "score_curves": dg.MetadataValue.md(markdown_png(render_score_curves_png(
-            scores[scores["name"] != REAL_FLOOR], floor), "scores over training")),
+        **score_chart(context, render_score_curves_png(scores[scores["name"] != REAL_FLOOR], floor)),
         "dagster/row_count": len(scores),
         **config_metadata(config),
     })
     yield from score_checks(best, floor, previous, evaluation.best_metric, evaluation.best_direction)
+
+
+def score_chart(context: dg.AssetExecutionContext, png: bytes) -> dict:
+    """The chart in place on the asset page where the instance can serve it (gan_assets/ui_images.py), and
+    always as a data-URI image behind the UI's "[Show Markdown]"."""
+    inline = served_image(context.instance, png, context.partition_key, "score_curves", "scores over training")
+    return ({"score_curves_inline": dg.MetadataValue.md(inline)} if inline else {}) | {
+        "score_curves": dg.MetadataValue.md(markdown_png(png, "scores over training"))}
 
 
 def rounded(value, digits: int = 4) -> float:

@@ -1,34 +1,72 @@
-"""`sample_gallery`: PNG grids from the reference z for every checkpoint, and a progress strip."""
+"""`sample_gallery`: the per-experiment HTML gallery, a PNG grid per checkpoint and the progress strip."""
 
 import dagster as dg
 import pandas as pd
 import pyarrow as pa
 
+from gan_assets.core.evaluator import Classifier
 from gan_assets.core.gallery import render_gallery
-from gan_assets.core.png import markdown_image
+from gan_assets.core.gallery_report import write_gallery_html
+from gan_assets.core.images import decode_table
+from gan_assets.core.plots import render_score_curves_png
+from gan_assets.core.png import markdown_image, png_bytes
 from gan_assets.core.reference import from_table as reference_from_table
 from gan_assets.core.run import RunManifest
-from gan_assets.core.scoring import best_row
+from gan_assets.core.scoring import REAL_FLOOR, best_row, real_floor_row
 from gan_assets.experiment import ExperimentStore, config_deps, config_metadata, experiments_partitions, load_config
+from gan_assets.ui_images import served_image
+
+DESCRIPTION = """The best checkpoint's grid, the progress strip (one row per checkpoint, labelled by step) and the
+score chart, shown in place in the latest materialization's metadata (`best_grid_inline`, `progress_inline`,
+`score_curves_inline`). Everything else (per-class rows, latent interpolations, nearest training neighbours,
+the batch-norm demonstration, every checkpoint's grid, the score table) is in the self-contained HTML page
+whose path is the `gallery_html` metadata entry (and the `gallery_html` key of `make run`'s JSON line;
+`make gallery` prints it)."""
 
 
-@dg.asset(partitions_def=experiments_partitions, deps=config_deps("gallery", "evaluation"),  # evaluation: best metric, sampling
-          code_version="1", group_name="gan", kinds={"png"})
+# evaluation: the best metric and the sampling mode; seed: the views' extra z
+@dg.asset(partitions_def=experiments_partitions, deps=config_deps("gallery", "evaluation", "seed"),
+          code_version="2", group_name="gan", kinds={"png", "html"}, description=DESCRIPTION)
 def sample_gallery(context: dg.AssetExecutionContext, store: ExperimentStore, gan_checkpoints: RunManifest,
-                   reference_batch: pa.Table, checkpoint_scores: pd.DataFrame) -> dg.Output[dict]:
-    """The best checkpoint's grid inline, every checkpoint's grid and the progress strip on disk."""
+                   reference_batch: pa.Table, checkpoint_scores: pd.DataFrame, evaluator: Classifier,
+                   dataset: pa.Table) -> dg.Output[dict]:
     config = load_config(context, store)
-    gallery = render_gallery(gan_checkpoints, reference=reference_from_table(reference_batch),
-                             grid_size=config.gallery.grid_size, sampling=config.evaluation.sampling,
-                             out_dir=gan_checkpoints.run_dir / "gallery")
+    reference = reference_from_table(reference_batch)
+    out_dir = gan_checkpoints.run_dir / "gallery"
+    gallery = render_gallery(gan_checkpoints, reference=reference, grid_size=config.gallery.grid_size,
+                             sampling=config.evaluation.sampling, out_dir=out_dir)
     best = str(best_row(checkpoint_scores, config.evaluation.best_metric, config.evaluation.best_direction)["name"])
-    manifest = gallery.manifest(best)
+    page = write_gallery_html(out_dir / "index.html", title=context.partition_key, manifest=gan_checkpoints,
+                              gallery=gallery, scores=checkpoint_scores, best=best, reference=reference,
+                              sampling=config.evaluation.sampling, classifier=evaluator, data=decode_table(dataset),
+                              config=config.gallery, seed=config.seed)
+    manifest = gallery.manifest(best) | {"html": str(page)}
     return dg.Output(manifest, data_version=dg.DataVersion(gallery.sha256), metadata={
         "best_checkpoint": best,
         "sampling": config.evaluation.sampling,
+        **inline_images(context, gallery, best, checkpoint_scores),
+        "gallery_html": dg.MetadataValue.path(str(page)),
         "best_grid": dg.MetadataValue.path(manifest["best"]),
         "progress_strip": dg.MetadataValue.path(gallery.progress_path),
         "grid": dg.MetadataValue.md(markdown_image(gallery.arrays[best], f"samples of {best}", max_side=320)),
-        "progress": dg.MetadataValue.md(markdown_image(gallery.progress, "progress over training", max_side=480)),
+        "progress": dg.MetadataValue.md(markdown_image(gallery.progress_labelled, "progress over training",
+                                                       max_side=480)),
         **config_metadata(config),
     })
+
+
+def inline_images(context: dg.AssetExecutionContext, gallery, best: str, scores: pd.DataFrame) -> dict:
+    """The best grid, the labelled progress strip and the score chart as short markdown the UI shows in place
+    (see gan_assets/ui_images.py); nothing where the instance cannot serve them."""
+    charts = {
+        "best_grid_inline": (png_bytes(gallery.arrays[best]), f"best checkpoint {best}"),
+        "progress_inline": (png_bytes(gallery.progress_labelled), "progress over training"),
+        "score_curves_inline": (render_score_curves_png(scores[scores["name"] != REAL_FLOOR], real_floor_row(scores)),
+                                "scores over training"),
+    }
+    entries = {}
+    for key, (png, alt) in charts.items():
+        markdown = served_image(context.instance, png, context.partition_key, key.removesuffix("_inline"), alt)
+        if markdown is not None:
+            entries[key] = dg.MetadataValue.md(markdown)
+    return entries

@@ -183,6 +183,12 @@ class EvaluationConfig(Section):
 
 class GalleryConfig(Section):
     grid_size: int = Field(8, gt=0)  # the grid is grid_size × grid_size reference-z samples
+    per_class: int = Field(8, gt=0)  # samples in each class's row
+    interpolation_pairs: int = Field(4, ge=0)  # rows of latent interpolations (0: none)
+    interpolation_steps: int = Field(10, ge=2)  # images along each, both ends included
+    neighbour_samples: int = Field(8, ge=0)  # generated samples shown with their nearest training images (0: none)
+    neighbours: int = Field(3, gt=0)  # nearest training images beside each
+    batch_dependence_targets: int = Field(8, ge=0)  # z of the §4.3 demonstration (0: none)
 
 
 class ExperimentConfig(Section):

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from gan_assets.core.faults import crash_point
-from gan_assets.core.plots import render_scatter_panels
+from gan_assets.core.plots import render_labelled_rows, render_scatter_panels
 from gan_assets.core.png import grid_array, save_png
 from gan_assets.core.reference import ReferenceBatch
 from gan_assets.core.run import RunManifest
@@ -31,6 +31,7 @@ class Gallery:
     sha256: str  # of the pixels, so identical checkpoints give an identical data version
     arrays: dict[str, np.ndarray]  # checkpoint name → grid pixels, for inline thumbnails
     progress: np.ndarray
+    progress_labelled: np.ndarray  # the strip with "step N" beside each row (images) or panel titles (points)
 
     def manifest(self, best: str) -> dict[str, Any]:
         return {"grids": self.paths, "progress": self.progress_path, "best": self.paths[best], "sha256": self.sha256}
@@ -59,8 +60,10 @@ def render_gallery(manifest: RunManifest, *, reference: ReferenceBatch, grid_siz
         digest.update(grid.tobytes())
     # One row per checkpoint, the same z in each column: training's progress at a glance.
     strip = grid_array(torch.cat(strip_rows), nrow=grid_size)
-    digest.update(strip.tobytes())
-    return Gallery(grids, str(save_png(strip, out_dir / "progress.png")), digest.hexdigest(), arrays, strip)
+    digest.update(strip.tobytes())  # the raw strip: the labels' pixels depend on matplotlib's fonts
+    labelled = render_labelled_rows(strip, [f"step {entry.step}" for entry in manifest.checkpoints])
+    save_png(labelled, out_dir / "progress_labelled.png")
+    return Gallery(grids, str(save_png(strip, out_dir / "progress.png")), digest.hexdigest(), arrays, strip, labelled)
 
 
 @torch.no_grad()
@@ -73,13 +76,14 @@ def render_scatter_gallery(manifest: RunManifest, *, reference: ReferenceBatch, 
     """
     z = torch.from_numpy(reference.z)
     centers = np.asarray(manifest.modes.centers if manifest.modes else np.zeros((0, 2)), dtype=np.float64)
+    std = manifest.modes.std if manifest.modes else None
     digest, paths, arrays, panels = hashlib.sha256(), {}, {}, {}
     for entry in manifest.checkpoints:
         generator = manifest.load_generator(entry, sampling, *reference.tensors())
         points = generate(generator, z, class_labels(generator, len(z))).numpy()
         name = entry.name
-        arrays[name] = render_scatter_panels([points], centers, [name])
+        arrays[name] = render_scatter_panels([points], centers, [name], std=std)
         paths[name], panels[name] = str(save_png(arrays[name], out_dir / f"{name}.png")), points
         digest.update(np.ascontiguousarray(points, dtype="<f4").tobytes())
-    strip = render_scatter_panels(list(panels.values()), centers, list(panels), side_inches=2.2)
-    return Gallery(paths, str(save_png(strip, out_dir / "progress.png")), digest.hexdigest(), arrays, strip)
+    strip = render_scatter_panels(list(panels.values()), centers, list(panels), side_inches=2.2, std=std)
+    return Gallery(paths, str(save_png(strip, out_dir / "progress.png")), digest.hexdigest(), arrays, strip, strip)

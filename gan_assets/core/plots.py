@@ -54,12 +54,38 @@ def render_score_curves_png(scores: pd.DataFrame, real_floor: pd.Series) -> byte
     return buffer.getvalue()
 
 
+def render_labelled_rows(grid: np.ndarray, row_labels: list[str], padding: int = 2) -> np.ndarray:
+    """A torchvision grid (H×W×3 uint8, `padding` between cells) with a label left of each row, as pixels."""
+    rows = len(row_labels)
+    cell = (grid.shape[0] - padding) / rows
+    figure = Figure(figsize=(grid.shape[1] / 100 + 1.0, grid.shape[0] / 100 + 0.1), dpi=100)
+    canvas = FigureCanvasAgg(figure)
+    ax = figure.add_axes((0.9 / (grid.shape[1] / 100 + 1.0), 0.0, 1 - 0.9 / (grid.shape[1] / 100 + 1.0), 1.0))
+    ax.imshow(grid, interpolation="nearest")
+    ax.set_yticks([padding / 2 + cell * (r + 0.5) for r in range(rows)], row_labels, fontsize=8)
+    ax.set_xticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+def high_quality(points: np.ndarray, centers: np.ndarray, std: float) -> np.ndarray:
+    """PacGAN's rule: a sample is high quality within 3 standard deviations of its nearest mode centre."""
+    if not len(centers) or not len(points):
+        return np.zeros(len(points), dtype=bool)
+    nearest = np.sqrt(((points[:, None, :] - centers[None, :, :]) ** 2).sum(-1)).min(axis=1)
+    return nearest <= 3 * std
+
+
 def render_scatter_panels(panels: list[np.ndarray], centers: np.ndarray, titles: list[str],
-                          side_inches: float = 3.0) -> np.ndarray:
+                          side_inches: float = 3.0, std: float | None = None) -> np.ndarray:
     """A row of scatters, one per (n, 2) array of points, over the mode centres (red rings), as H×W×3 uint8.
 
     Every panel has the same square axes, fixed by the centres, so panels compare at a glance; samples
-    far off the mixture fall outside the view, as they fall outside every mode.
+    far off the mixture fall outside the view, as they fall outside every mode. With the modes' `std`,
+    high-quality samples (within 3 std of a centre) are blue and the others orange, and each title gives
+    their share.
     """
     figure = Figure(figsize=(side_inches * len(panels), side_inches), dpi=80)
     canvas = FigureCanvasAgg(figure)
@@ -68,7 +94,11 @@ def render_scatter_panels(panels: list[np.ndarray], centers: np.ndarray, titles:
     for ax, points, title in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels, titles):
         # centres underneath: the samples piled on a mode must stay visible
         ax.scatter(centers[:, 0], centers[:, 1], s=40, marker="o", facecolors="none", edgecolors="tab:red", zorder=1)
-        ax.scatter(points[:, 0], points[:, 1], s=3, alpha=0.5, color="tab:blue", linewidths=0, zorder=2)
+        good = high_quality(points, centers, std) if std else np.ones(len(points), dtype=bool)
+        ax.scatter(points[good, 0], points[good, 1], s=3, alpha=0.5, color="tab:blue", linewidths=0, zorder=2)
+        ax.scatter(points[~good, 0], points[~good, 1], s=3, alpha=0.5, color="tab:orange", linewidths=0, zorder=2)
+        if std and len(points):
+            title = f"{title}\n{good.mean():.0%} high quality"
         ax.set_xlim(-limit, limit)
         ax.set_ylim(-limit, limit)
         ax.set_aspect("equal")

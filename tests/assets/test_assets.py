@@ -1,5 +1,7 @@
 """Each asset invoked directly, with a tiny experiment and the IO manager's files out of the way."""
 
+from pathlib import Path
+
 import dagster as dg
 import numpy as np
 import pandas as pd
@@ -113,7 +115,8 @@ def test_scores_and_gallery_assets(upstream, store):
     assert meta(scores, "real_floor_fd") < meta(scores, "best_fd")  # 20 steps is far from real
 
     gallery = sample_gallery(context(), store=store, gan_checkpoints=checkpoints.value,
-                             reference_batch=reference.value, checkpoint_scores=table)
+                             reference_batch=reference.value, checkpoint_scores=table,
+                             evaluator=model_output.value, dataset=data.value)
     manifest = gallery.value
     assert sorted(manifest["grids"]) == ["step_000010", "step_000020"]
     assert manifest["best"] == manifest["grids"][best["name"]]
@@ -123,3 +126,4 @@ def test_scores_and_gallery_assets(upstream, store):
     assert grid.size == (2 + 4 * (32 + 2), 2 + 4 * (32 + 2))  # 4×4 images of 32 px, 2 px padding
     assert Image.open(manifest["progress"]).size[1] == 2 + 2 * (32 + 2)  # one row per checkpoint
     assert meta(gallery, "grid").startswith("![samples")
+    assert meta(gallery, "gallery_html") == manifest["html"] and Path(manifest["html"]).is_file()

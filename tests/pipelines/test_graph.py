@@ -25,8 +25,8 @@ def test_definitions_load():
     graph = defs.resolve_asset_graph()
     parents = {k.to_user_string(): {p.to_user_string() for p in graph.get(k).parent_keys} for k in graph.get_all_asset_keys()}
     assert parents["gan_checkpoints"] == {"dataset", "reference_batch", "config/model", "config/training", "config/seed"}
-    assert parents["sample_gallery"] == {"gan_checkpoints", "reference_batch", "checkpoint_scores", "config/gallery",
-                                         "config/evaluation"}
+    assert parents["sample_gallery"] == {"gan_checkpoints", "reference_batch", "checkpoint_scores", "evaluator",
+                                         "dataset", "config/gallery", "config/evaluation", "config/seed"}
     assert defs.resolve_sensor_def("automation").default_status == dg.DefaultSensorStatus.RUNNING
     assert defs.resolve_schedule_def("weekly_retrain").default_status == dg.DefaultScheduleStatus.RUNNING
     assert defs.resolve_job_def("experiment") is not None

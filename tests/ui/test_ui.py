@@ -3,10 +3,9 @@
 One `dagster dev` (webserver, daemon, code server) serves a throw-away `DAGSTER_HOME` on a free
 loopback port, over a temp experiments dir holding the tiny experiment. The tests register the
 `tiny` partition and launch the `experiment` job through the GraphQL API, check the
-materialization metadata through GraphQL, then open the asset page in headless Chromium (Debian's
-`chromium`, driven over the DevTools protocol with the stdlib websocket client below), open the
-gallery grid and assert the thumbnail is in the page. The screenshot is saved in the test's temp
-dir; `UPDATE_UI_SCREENSHOT=1` also copies it to `docs/ui-gallery.png` for the README.
+materialization metadata through GraphQL, then open the asset pages in headless Chromium (Debian's
+`chromium`, driven over the DevTools protocol with the stdlib websocket client below) and assert the
+best grid and the score chart are shown without a click. The screenshot is saved in the test's temp dir; `UPDATE_UI_SCREENSHOT=1` also copies it to `docs/ui-gallery.png` for the README.
 
 Skipped when Chromium is missing, unless `REQUIRE_UI_TEST=1` (set by `.ci/run`) makes that a failure.
 """
@@ -30,6 +29,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from PIL import Image
@@ -88,8 +88,8 @@ def kill_group(proc: subprocess.Popen, grace: float = 10.0) -> None:
 
 
 class Dagster:
-    def __init__(self, url: str, log: Path, storage_root: Path):
-        self.url, self.log, self.storage_root = url, log, storage_root
+    def __init__(self, url: str, log: Path, storage_root: Path, home: Path):
+        self.url, self.log, self.storage_root, self.home = url, log, storage_root, home
 
     def graphql(self, query: str, **variables) -> dict:
         body = json.dumps({"query": query, "variables": variables}).encode()
@@ -173,7 +173,7 @@ def dagster_dev(tmp_path_factory):
             cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True)
     try:
-        server = Dagster(f"http://127.0.0.1:{port}", log, root / "store")
+        server = Dagster(f"http://127.0.0.1:{port}", log, root / "store", home)
         server.repository = wait_for_server(proc, server)
         yield server
     finally:
@@ -471,50 +471,57 @@ def chromium(profile: Path):
         kill_group(proc, grace=5)
 
 
-# The metadata table's "grid" row holds a "[Show Markdown]" link that opens the rendered markdown.
-CLICK_GRID = """
-(() => {
-  for (const cell of document.querySelectorAll('td')) {
-    if (cell.textContent.trim() !== 'grid') continue;
-    const link = [...cell.closest('tr').querySelectorAll('a, button')]
-      .find((el) => el.textContent.trim() === '[Show Markdown]');
-    if (link) { link.click(); return true; }
+# The asset page's metadata table shows markdown under 1,000 characters in place; the inline entries are
+# markdown images served from the compute-log directory (gan_assets/ui_images.py), so no click is needed.
+FIND_INLINE = """
+((names) => {
+  const found = {};
+  for (const name of names) {
+    const img = [...document.querySelectorAll('img')].find((el) => el.src.includes('/logs/gan_gallery/' + name));
+    if (!img || !img.complete || img.naturalWidth === 0) return null;
+    const box = img.getBoundingClientRect();
+    found[name] = {alt: img.alt, src: img.src, width: img.naturalWidth, height: img.naturalHeight,
+                   shown: box.width > 0 && box.height > 0 && box.top < window.innerHeight};
   }
-  return false;
-})()
-"""
-
-FIND_THUMBNAIL = f"""
-(() => {{
-  const img = [...document.querySelectorAll('img')].find((el) => el.src.startsWith('{PNG_DATA_URI}'));
-  if (!img || !img.complete || img.naturalWidth === 0) return null;
-  const box = img.getBoundingClientRect();
-  return {{alt: img.alt, src: img.src, width: img.naturalWidth, height: img.naturalHeight,
-           shown: box.width > 0 && box.height > 0}};
-}})()
+  return found;
+})(%s)
 """
 
 
-def test_asset_page_shows_gallery_thumbnail(dagster_dev, tiny_run, tmp_path):
+def served_file(home: Path, src: str) -> Path:
+    """The file behind a `/logs/<key…>/png` URL: `<key…>.png` under the instance's compute-log directory."""
+    *key, extension = urllib.parse.urlsplit(src).path.removeprefix("/logs/").split("/")
+    return home / "storage" / Path(*key[:-1]) / f"{key[-1]}.{extension}"
+
+
+def open_asset_page(page: DevTools, server: Dagster, asset: str, inline: list[str]) -> dict:
+    page.call("Page.navigate", url=f"{server.url}/assets/{asset}?view=partitions&partition={PARTITION}")
+    return page.wait_for(FIND_INLINE % json.dumps([f"{PARTITION}/{name}-" for name in inline]),
+                         f"the inline images {inline} on the {asset} page (no click)")
+
+
+def test_asset_pages_show_the_best_grid_and_score_chart_without_a_click(dagster_dev, tiny_run, tmp_path):
     _, gallery = latest_metadata(dagster_dev, "sample_gallery")
     best = gallery["best_checkpoint"]["text"]
     # The "Join the Dagster community" dialog would cover the page; dismiss it as its Skip button does.
     dagster_dev.graphql("mutation { setNuxSeen }")
-    url = f"{dagster_dev.url}/assets/sample_gallery?view=partitions&partition={PARTITION}"
     with chromium(tmp_path / "profile") as page:
         page.call("Page.enable")
         page.call("Emulation.setDeviceMetricsOverride", width=1400, height=1000, deviceScaleFactor=1, mobile=False)
-        page.call("Page.navigate", url=url)
-        page.wait_for(CLICK_GRID, "the grid's [Show Markdown] link on the asset page")
-        thumbnail = page.wait_for(FIND_THUMBNAIL, "the gallery thumbnail <img>")
-        time.sleep(1)  # let the dialog's open transition finish before the picture
+        scores_page = open_asset_page(page, dagster_dev, "checkpoint_scores", ["score_curves"])
+        shown = open_asset_page(page, dagster_dev, "sample_gallery", ["best_grid", "progress", "score_curves"])
+        time.sleep(1)  # let the images paint before the picture
         shot = base64.b64decode(page.call("Page.captureScreenshot", format="png")["data"])
 
-    assert thumbnail["shown"], thumbnail
-    assert thumbnail["alt"] == f"samples of {best}"
-    image = decode_png_data_uri(thumbnail["src"])
-    assert (thumbnail["width"], thumbnail["height"]) == image.size
-    assert thumbnail["src"] in gallery["grid"]["mdStr"]  # the very image the run recorded
+    home = dagster_dev.home
+    for name, image in [*shown.items(), *scores_page.items()]:
+        assert image["shown"], (name, image)
+        assert (image["width"], image["height"]) == Image.open(served_file(home, image["src"])).size
+    grid = shown[f"{PARTITION}/best_grid-"]
+    assert grid["alt"] == f"best checkpoint {best}"
+    assert np.array_equal(np.asarray(Image.open(served_file(home, grid["src"]))),
+                          np.asarray(Image.open(gallery["best_grid"]["path"])))  # the very grid the run drew
+    assert urllib.parse.urlsplit(grid["src"]).path in gallery["best_grid_inline"]["mdStr"]
 
     screenshot = tmp_path / "ui-gallery.png"
     screenshot.write_bytes(shot)
