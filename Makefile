@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 EXPERIMENT ?= experiments/digits-dcgan.yaml
+# The torch device (auto, cpu, cuda, cuda:N): the machine's, not the experiment's (`make run DEVICE=cuda`).
+# Empty: GAN_DEVICE from the environment, else auto.
+DEVICE ?=
+DEVICE_FLAG := $(if $(DEVICE),--device $(DEVICE))
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 
 THREE_GAMES := experiments/digits-dcgan.yaml experiments/digits-minimax.yaml experiments/digits-maximum-likelihood.yaml
@@ -23,11 +27,11 @@ $(DAGSTER_HOME)/dagster.yaml: pipelines/dagster.yaml
 	cp pipelines/dagster.yaml $@
 
 run: install $(DAGSTER_HOME)/dagster.yaml
-	$(PY) -m pipelines.run_experiment $(EXPERIMENT)
+	$(PY) -m pipelines.run_experiment $(EXPERIMENT) $(DEVICE_FLAG)
 
 # The tutorial's three generator costs on digits, then the leaderboard that compares them.
 compare: install $(DAGSTER_HOME)/dagster.yaml
-	$(PY) -m pipelines.run_experiment $(THREE_GAMES) --leaderboard
+	$(PY) -m pipelines.run_experiment $(THREE_GAMES) --leaderboard $(DEVICE_FLAG)
 
 # Training speed side by side with the canonical DCGAN loop (JSON lines), busy-machine ratios, then the rest.
 bench: install
@@ -41,7 +45,7 @@ test: install
 	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -q
 
 ui: install $(DAGSTER_HOME)/dagster.yaml
-	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+	$(if $(DEVICE),GAN_DEVICE=$(DEVICE)) $(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 
 clean-data:
 	rm -rf data/experiments data/dagster_home

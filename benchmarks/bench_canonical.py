@@ -98,12 +98,13 @@ def synchronize(device: torch.device) -> None:
 # ---------------------------------------------------------------------------------------------- setup
 
 
-def experiment_for(bench: BenchConfig, device: torch.device) -> ExperimentConfig:
-    """The default experiment with only the shape, widths, batch size and device replaced, re-validated."""
+def experiment_for(bench: BenchConfig) -> ExperimentConfig:
+    """The default experiment with only the shape, widths and batch size replaced, re-validated (the device is
+    no part of an experiment: each contender is given it)."""
     raw = load_experiment(DEFAULT_EXPERIMENT).model_dump(mode="json")
     raw["dataset"].update(image_size=bench.image_size, channels=bench.channels)
     raw["model"].update(g_width=bench.width, d_width=bench.width)  # z_dim stays the experiment's 100
-    raw["training"].update(batch_size=bench.batch_size, device=str(device))
+    raw["training"].update(batch_size=bench.batch_size)
     return parse_experiment(raw, origin=f"{DEFAULT_EXPERIMENT} + {bench.name}")
 
 
@@ -451,7 +452,7 @@ def median_ratio(numerator: list[float], denominator: list[float]) -> float:
 
 def bench_config(bench: BenchConfig, device: torch.device) -> dict:
     """Everything of one configuration's JSON line but the peak keys (with_peaks adds them)."""
-    config = experiment_for(bench, device)
+    config = experiment_for(bench)
     if config.training.update != "alternating":
         raise SystemExit(f"the FLOP count follows the alternating step; the experiment uses {config.training.update!r}")
     images, labels = random_images(bench)
@@ -540,7 +541,7 @@ def configure_trainer_threads(threads: int | None) -> str:
 def run_worker(args: argparse.Namespace, device: torch.device) -> None:
     policy = configure_trainer_threads(args.threads)
     bench = CONFIGS[DEFAULT_CONFIG]
-    config = experiment_for(bench, device)
+    config = experiment_for(bench)
     images, labels = random_images(bench)
     ours = Ours(config, run_inputs(config, images, labels), device)
     chunk = steps_per_window({ours.name: single_step_seconds(ours, bench, device)}, 0.25)  # per train() call

@@ -15,6 +15,7 @@ from gan_assets.core.run import ModeCentres, RunManifest
 from gan_assets.core.sources.mixtures import modes_of
 from gan_assets.core.training_loop import STAT_NAMES
 from gan_assets.core.training_run import FAKE_LABEL_WARNING, RunInputs, run_key, train_run
+from gan_assets.device import TorchDevice
 from gan_assets.experiment import (
     ExperimentStore,
     config_deps,
@@ -45,8 +46,9 @@ class TrainingRun(dg.Config):
           code_version=CODE_VERSION, group_name="gan", pool="gpu",
           kinds={"pytorch", "safetensors"}, check_specs=CHECKS)
 def gan_checkpoints(context: dg.AssetExecutionContext, config: TrainingRun, store: ExperimentStore,
-                    dataset: pa.Table, reference_batch: pa.Table):
-    """Train (or resume) the run keyed by config + upstream data; the manifest lists its checkpoints."""
+                    torch_device: TorchDevice, dataset: pa.Table, reference_batch: pa.Table):
+    """Train (or resume) the run keyed by config + upstream data; the manifest lists its checkpoints.
+    The device comes from the deployment (`torch_device`), never from the run key: it does not change the run."""
     run_options, config = config, load_config(context, store)
     data, reference = decode_table(dataset), reference_from_table(reference_batch)
     upstream = {"dataset": data.content_hash(), "reference_batch": reference.content_hash()}
@@ -61,7 +63,7 @@ def gan_checkpoints(context: dg.AssetExecutionContext, config: TrainingRun, stor
                        reference_images=data.examples[rows_by_id(data, reference.ids)],
                        reference_labels=reference.labels, reference_z=reference.z,
                        modes=point_modes(data), class_names=data.class_names)
-    manifest = train_run(config, inputs, run_dir, log=context.log.info)
+    manifest = train_run(config, inputs, run_dir, device=torch_device.name, log=context.log.info)
     history = manifest.history_frame()
     # what this training was computed from, for the retrain schedule's staleness test
     inputs = {f"config/{k}": v for k, v in observed_versions(context).items()} | upstream

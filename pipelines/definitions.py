@@ -1,7 +1,7 @@
 """The one `Definitions` of the code location: assets, job, sensor, resources.
 
-`build_definitions` takes the two paths that differ between environments (where experiment files
-live, where outputs go), so tests build the same graph over temporary directories.
+`build_definitions` takes what differs between environments (where experiment files live, where outputs
+go, the torch device), so tests build the same graph over temporary directories.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import dagster as dg
 from gan_assets.checkpoint_scores import checkpoint_scores
 from gan_assets.config_sources import config_sources
 from gan_assets.dataset import dataset
+from gan_assets.device import TorchDevice, device_from_env
 from gan_assets.evaluator import evaluator
 from gan_assets.experiment import ExperimentStore
 from gan_assets.gan_checkpoints import gan_checkpoints
@@ -43,10 +44,12 @@ observe_config_job = dg.define_asset_job("observe_config", selection=dg.AssetSel
 
 
 def build_definitions(storage_root: str | Path, experiments_dir: str | Path,
-                      train_new_experiments: bool | None = None) -> dg.Definitions:
+                      train_new_experiments: bool | None = None, *, device: str | None = None) -> dg.Definitions:
     """`train_new_experiments` (default: `GAN_TRAIN_NEW_EXPERIMENTS`, off): whether automation trains a new
-    experiment file by itself, or waits for a click (see pipelines/automation.py)."""
+    experiment file by itself, or waits for a click (see pipelines/automation.py). `device` (default:
+    `GAN_DEVICE`, auto): the `torch_device` resource training runs on, a setting of this deployment."""
     store = ExperimentStore(experiments_dir=str(experiments_dir), storage_root=str(storage_root))
+    torch_device = TorchDevice(name=device or device_from_env())
     if train_new_experiments is None:
         train_new_experiments = train_new_experiments_by_default()
     return dg.Definitions(
@@ -55,7 +58,8 @@ def build_definitions(storage_root: str | Path, experiments_dir: str | Path,
         jobs=[experiment_job, observe_config_job],
         sensors=[experiment_files_sensor, config_change_sensor, automation_sensor, dead_run_sensor],
         schedules=[weekly_retrain, force_retrain_schedule(forced_experiments)],
-        resources={"store": store, "io_manager": ExperimentIOManager(root=str(storage_root))},
+        resources={"store": store, "torch_device": torch_device,
+                   "io_manager": ExperimentIOManager(root=str(storage_root))},
     )
 
 

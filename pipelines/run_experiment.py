@@ -2,7 +2,8 @@
 
 Registers the file as a partition, observes its config sections, materializes every asset into the
 persistent instance (so the run shows up in `make ui`), and prints one JSON line that sums it up.
-Before any work it checks every file (config, its name as a partition key, the device it asks for) and
+Before any work it checks every file (config, its name as a partition key) and the device (`GAN_DEVICE`,
+or `--device`, which sets it for this run: the device is the machine's, not the experiment's), and
 recovers runs of this instance whose process died, so a killed earlier run never blocks this one.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import sys
 import time
@@ -19,7 +21,8 @@ from pathlib import Path
 import dagster as dg
 
 from gan_assets.core.config import ConfigError, load_experiment
-from gan_assets.core.training_loop import resolve_device
+from gan_assets.core.training_loop import DEVICE_SETTING, resolve_device
+from gan_assets.device import device_from_env
 from gan_assets.experiment import ExperimentKeyError, check_experiment_key, experiments_partitions
 from pipelines.recovery import HOST_TAG, recover_dead_runs
 
@@ -83,12 +86,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("experiments", type=Path, nargs="+", help="experiment YAML files, all in one folder")
     parser.add_argument("--leaderboard", action="store_true", help="then materialize the leaderboard")
     parser.add_argument("--verbose", action="store_true", help="show Dagster's DEBUG events too")
+    parser.add_argument("--device", help=f"torch device for this run: auto, cpu, cuda, cuda:N (sets {DEVICE_SETTING}; "
+                                         f"default: {DEVICE_SETTING}, else auto)")
     args = parser.parse_args(argv)
+    if args.device:  # through the environment, so build_definitions and any run subprocess see the same device
+        os.environ[DEVICE_SETTING] = args.device
+    try:
+        resolve_device(device_from_env())  # a device this machine lacks fails here, before any work
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     try:
         for path in args.experiments:  # a bad file fails here, before any work
             check_experiment_key(path.stem)
-            resolve_device(load_experiment(path).training.device)
-    except (ConfigError, ExperimentKeyError, ValueError) as err:
+            load_experiment(path)
+    except (ConfigError, ExperimentKeyError) as err:
         print(f"error: {path}: {err}" if not str(err).startswith(str(path)) else f"error: {err}", file=sys.stderr)
         return 2
     warnings.filterwarnings("ignore", category=dg.BetaWarning)  # content-hash data versions are the point here

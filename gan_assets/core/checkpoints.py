@@ -28,7 +28,7 @@ def write_checkpoint(run_dir: Path, state: GanState) -> CheckpointEntry:
     save_weights(state.discriminator, run_dir / files["discriminator"])
     with atomic_path(run_dir / files["state"]) as tmp:
         torch.save({"step": state.step, "opt_g": state.opt_g.state_dict(), "opt_d": state.opt_d.state_dict(),
-                    "rng": state.rng.get_state()}, tmp)
+                    "rng": state.rng.get_state(), "rng_device": state.rng.device.type}, tmp)
     hashes = {f"{player}_sha256": file_sha256(run_dir / name) for player, name in files.items()}
     return CheckpointEntry(step=state.step, **files, **hashes)
 
@@ -40,9 +40,19 @@ def restore(state: GanState, manifest: RunManifest, entry: CheckpointEntry) -> G
     saved = read_training_state(manifest.verified_path(entry, "state"))
     state.opt_g.load_state_dict(saved["opt_g"])
     state.opt_d.load_state_dict(saved["opt_d"])
-    state.rng.set_state(saved["rng"])
     state.step = int(saved["step"])
+    restore_rng(state.rng, saved["rng"], saved.get("rng_device", "cpu"), state.step)
     return state
+
+
+def restore_rng(rng: torch.Generator, saved: torch.Tensor, saved_device: str, step: int) -> None:
+    """The saved stream where it was saved on this kind of device; else (a CPU run resumed on a GPU, or back:
+    their generators are different algorithms, so one's state cannot seed the other) a stream derived from
+    the run's seed and the step, so the resumed run is still reproducible on that device."""
+    if saved_device == rng.device.type:
+        rng.set_state(saved)
+    else:
+        rng.manual_seed(rng.initial_seed() * 1_000_003 + step)
 
 
 def read_training_state(path: Path) -> dict:

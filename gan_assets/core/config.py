@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from gan_assets.core.losses import GENERATOR_LOSSES
 from gan_assets.core.metrics import DEFAULT_IMAGE_METRICS, DEFAULT_POINT_METRICS, METRICS, PIXEL_METRICS, metric_columns
@@ -30,6 +31,9 @@ SamplingMode = Literal[SAMPLING_MODES]  # type: ignore[valid-type]
 # Dataset sources: `sources.LOADERS` imports this module, so a test ties the two (tests/core/test_config.py).
 DatasetSource = Literal["digits", "mnist", "fashion_mnist", "cifar10", "image_folder", "ring8", "grid25",
                         "stacked_mnist"]
+
+# The error type of a key that moved out of the experiment (training.device): its message names the key.
+MOVED_SETTING = "moved_setting"
 
 # Images per class in sklearn's bundled digits is ~180; the whole set is 1,797 images.
 DIGITS_SIZE = 1797
@@ -124,17 +128,25 @@ class TrainingConfig(Section):
     beta2: float = Field(0.999, ge=0.0, lt=1.0)
     checkpoint_every: int = Field(500, gt=0)  # steps between checkpoints (and the last step)
     log_every: int = Field(100, gt=0)  # steps between progress reports; the only host syncs
-    device: str = "auto"  # auto = CUDA when present, else CPU
     # auto = bf16 autocast (fp32 costs and weights) where the device has bf16 units (CUDA, AVX-512 BF16/AMX CPUs)
     # and the players are convolutional; fp32 elsewhere. `make bench` measures both; FD is within seed noise.
     precision: Literal["auto", "bf16", "fp32"] = "auto"
 
-    @field_validator("device")
+    @model_validator(mode="before")
     @classmethod
-    def _known_device(cls, device: str) -> str:
-        if device not in ("auto", "cpu") and not device.startswith("cuda"):
-            raise ValueError(f"device {device!r} is not one of auto, cpu, cuda, cuda:N")
-        return device
+    def _device_is_no_longer_here(cls, raw: Any) -> Any:
+        # `device` was a field until the device became a deployment setting (GAN_DEVICE, the torch_device
+        # resource): in the hashed section, moving to a GPU made training stale. Old files that say the
+        # default still load; any other value would be silently ignored, so it is an error saying where it went.
+        if not isinstance(raw, dict) or "device" not in raw:
+            return raw
+        device = raw["device"]
+        if device != "auto":
+            raise PydanticCustomError(
+                MOVED_SETTING, f"{device!r} is no longer read: the device is a deployment setting, not part of the "
+                f"experiment. Delete training.device from the file and run with GAN_DEVICE={device} (make run "
+                f"DEVICE={device}), or set the torch_device resource in the launchpad", {"field": "device"})
+        return {k: v for k, v in raw.items() if k != "device"}
 
 
 class EvaluatorConfig(Section):
@@ -271,7 +283,10 @@ def parse_experiment(raw: dict[str, Any] | None, origin: str = "<experiment>") -
 
 
 def _describe(error: dict[str, Any]) -> str:
-    field = ".".join(str(part) for part in error["loc"]) or "<top level>"
+    loc = error["loc"]
+    if error["type"] == MOVED_SETTING:  # raised by the section for a key it no longer has: name that key
+        loc = (*loc, error["ctx"]["field"])
+    field = ".".join(str(part) for part in loc) or "<top level>"
     return f"{field}: {error['msg']}"
 
 

@@ -10,6 +10,7 @@ of those syncs the losses and both players' weights are checked: a non-finite va
 from __future__ import annotations
 
 import math
+import re
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -62,16 +63,31 @@ class TrainingReport:
         return self.steps_done / self.seconds if self.seconds > 0 else float("nan")
 
 
+# The device is the machine's, not the experiment's: set by a deployment (GAN_DEVICE, or the torch_device
+# resource in gan_assets/device.py), so moving to a GPU never makes training stale. The name is spelled here so
+# that errors raised by this pure-torch module still point at the setting.
+DEVICE_SETTING = "GAN_DEVICE"
+DEVICE_NAME = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def check_device_name(name: str) -> str:
+    """`name` when it is one of auto, cpu, cuda, cuda:N; else a ValueError naming the allowed values."""
+    if not isinstance(name, str) or not DEVICE_NAME.fullmatch(name):
+        raise ValueError(f"device {name!r} is not one of auto, cpu, cuda, cuda:N "
+                         f"(set by {DEVICE_SETTING}, or the torch_device resource's name)")
+    return name
+
+
 def resolve_device(name: str) -> torch.device:
     """`auto` → CUDA when present, else CPU; a CUDA device this machine lacks is an error naming the setting."""
-    if name == "auto":
+    if check_device_name(name) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda":
         available = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if (device.index or 0) >= available:
-            raise ValueError(f"training.device is {name!r}, but this machine has {available} CUDA device(s): "
-                             "use device 'auto' or 'cpu'")
+            raise ValueError(f"{DEVICE_SETTING} is {name!r}, but this machine has {available} CUDA device(s): "
+                             f"use {DEVICE_SETTING}=auto or cpu (or the torch_device resource)")
     return device
 
 

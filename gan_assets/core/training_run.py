@@ -46,7 +46,7 @@ FAKE_LABEL_WARNING = ("training.fake_label = {beta} > 0 smooths the fake side: D
 def run_key(config: ExperimentConfig, upstream: dict[str, str], code_version: str) -> str:
     """What determines a run: the sections training reads, the upstream data versions, the code."""
     payload = {"seed": config.seed, "model": config.model.model_dump(mode="json"),
-               "training": config.training.model_dump(mode="json", exclude={"log_every", "device"}),
+               "training": config.training.model_dump(mode="json", exclude={"log_every"}),
                "upstream": upstream, "code": code_version}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -94,21 +94,22 @@ def _device_data(inputs: RunInputs, device: torch.device) -> TrainingData:
     return TrainingData(images, torch.from_numpy(inputs.labels).long().to(device))
 
 
-def train_run(config: ExperimentConfig, inputs: RunInputs, run_dir: Path,
+def train_run(config: ExperimentConfig, inputs: RunInputs, run_dir: Path, *, device: str = "auto",
               log: Callable[[str], None] = print) -> RunManifest:
-    """Train (or resume) the run in `run_dir`; return its final manifest."""
+    """Train (or resume) the run in `run_dir` on `device` (auto, cpu, cuda, cuda:N: the deployment's choice, no
+    part of the config or the run key); return its final manifest."""
     if config.training.fake_label > 0:
         log(FAKE_LABEL_WARNING.format(beta=config.training.fake_label))
     adapt_to_load()  # as many threads as there are CPUs free now
-    device = resolve_device(config.training.device)
-    state = _fresh_state(config, inputs, device)
+    torch_device = resolve_device(device)
+    state = _fresh_state(config, inputs, torch_device)
     remove_stale_temps(run_dir)  # temp files of writes a killed run left behind
-    manifest = RunManifest.read(run_dir) or _new_manifest(config, inputs, device, run_dir)
+    manifest = RunManifest.read(run_dir) or _new_manifest(config, inputs, torch_device, run_dir)
     if manifest.checkpoints:
         restore(state, manifest, manifest.latest)
         log(f"resuming from step {state.step} in {run_dir}")
     history = _read_history(run_dir, state.step)
-    data = _device_data(inputs, device)
+    data = _device_data(inputs, torch_device)
 
     def on_checkpoint(s: GanState) -> None:
         nonlocal manifest

@@ -1,4 +1,5 @@
-"""Each asset invoked directly, with a tiny experiment and the IO manager's files out of the way."""
+"""Each asset invoked directly, with a tiny experiment and the IO manager's files out of the way; training
+also materialized through Dagster, on the `torch_device` resource."""
 
 from pathlib import Path
 
@@ -7,17 +8,20 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+import torch
 import yaml
 
 from gan_assets.checkpoint_scores import checkpoint_scores
 from gan_assets.core.images import from_table
 from gan_assets.core.reference import from_table as reference_from_table
 from gan_assets.dataset import dataset
+from gan_assets.device import TorchDevice
 from gan_assets.evaluator import evaluator
-from gan_assets.experiment import ExperimentStore
+from gan_assets.experiment import ExperimentStore, experiments_partitions
 from gan_assets.gan_checkpoints import TrainingRun, gan_checkpoints
 from gan_assets.reference_batch import reference_batch
 from gan_assets.sample_gallery import sample_gallery
+from pipelines.definitions import build_definitions
 from tests.conftest import TINY_EXPERIMENT
 
 
@@ -49,7 +53,8 @@ def upstream(store):
     data = dataset(context(), store=store)
     reference = reference_batch(context(), store=store, dataset=data.value)
     model_output, check = list(evaluator(context(), store=store, dataset=data.value))
-    checkpoints, *training_checks = gan_checkpoints(context(), config=TrainingRun(), store=store, dataset=data.value,
+    checkpoints, *training_checks = gan_checkpoints(context(), config=TrainingRun(), store=store,
+                                                    torch_device=TorchDevice(name="cpu"), dataset=data.value,
                                                     reference_batch=reference.value)
     assert {c.check_name: c.passed for c in training_checks} == {"finite_weights": True, "d_domination": True}
     return data, reference, model_output, check, checkpoints
@@ -92,6 +97,29 @@ def test_gan_checkpoints_asset_lists_its_checkpoints(upstream, storage_root):
     assert manifest.run_dir.is_relative_to(storage_root.resolve())
     assert meta(checkpoints, "checkpoints") == 2 and meta(checkpoints, "steps_per_second") > 0
     assert checkpoints.data_version.value == manifest.latest.generator_sha256
+    assert meta(checkpoints, "device") == manifest.device == "cpu"
+
+
+def test_gan_checkpoints_materializes_on_the_torch_device_resource(experiments_dir, tmp_path):
+    """Through Dagster: build_definitions(device=...) provides `torch_device`, and training runs on it; on a
+    machine without CUDA a launchpad override to cuda reaches training too (and fails there, naming the setting)."""
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(experiments_partitions.name, ["tiny"])
+    job = build_definitions(tmp_path / "store", experiments_dir, device="cpu").resolve_implicit_global_asset_job_def()
+    training = [dg.AssetKey("gan_checkpoints")]
+    result = job.execute_in_process(instance=instance, partition_key="tiny",
+                                    asset_selection=[dg.AssetKey("dataset"), dg.AssetKey("reference_batch"), *training])
+    assert result.success
+    [materialization] = result.asset_materializations_for_node("gan_checkpoints")
+    assert materialization.metadata["device"].value == "cpu"
+    assert [c.step for c in result.output_for_node("gan_checkpoints").checkpoints] == [10, 20]
+    if torch.cuda.is_available():
+        return
+    override = job.execute_in_process(instance=instance, partition_key="tiny", asset_selection=training,
+                                      run_config={"resources": {"torch_device": {"config": {"name": "cuda"}}}},
+                                      raise_on_error=False)
+    [failure] = [e for e in override.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "GAN_DEVICE is 'cuda', but this machine has 0 CUDA device(s)" in str(failure.event_specific_data.error)
 
 
 def test_scores_and_gallery_assets(upstream, store):

@@ -11,7 +11,6 @@ def test_defaults_are_the_tutorials_values():
     config = ExperimentConfig()
     assert (config.training.lr_g, config.training.lr_d, config.training.beta1) == (2e-4, 2e-4, 0.5)
     assert config.training.generator_loss == "non_saturating"
-    assert config.training.device == "auto"
     assert config.dataset.source == "digits" and config.dataset.download is False
 
 
@@ -61,6 +60,30 @@ def test_section_hash_ignores_formatting(tmp_path: Path):
     b.write_text("# comment\ntraining:\n  batch_size: 32\n  steps: 5\n")
     assert section_hash(load_experiment(a).training) == section_hash(load_experiment(b).training)
     assert section_hash(load_experiment(a).training) != section_hash(ExperimentConfig().training)
+
+
+def test_the_device_is_no_part_of_the_hashed_training_section(tmp_path: Path):
+    """The device is a deployment setting (GAN_DEVICE, the torch_device resource): moving to a GPU must not make
+    training stale, so it is no field of the section. An old file that still says the default hashes the same."""
+    from gan_assets.core.config import TrainingConfig
+
+    assert "device" not in TrainingConfig.model_fields and "device" not in ExperimentConfig().training.model_dump()
+    old, new = tmp_path / "old.yaml", tmp_path / "new.yaml"
+    old.write_text("training:\n  steps: 5\n  device: auto\n")
+    new.write_text("training:\n  steps: 5\n")
+    assert section_hash(load_experiment(old).training) == section_hash(load_experiment(new).training)
+
+
+@pytest.mark.parametrize("device", ["cuda", "cpu", "cuda:1"])
+def test_a_file_that_still_sets_a_device_says_where_the_setting_went(tmp_path: Path, device):
+    path = tmp_path / "gpu.yaml"
+    path.write_text(f"training:\n  steps: 5\n  device: {device}\n")
+    with pytest.raises(ConfigError) as raised:
+        load_experiment(path)
+    message = str(raised.value)
+    assert message.startswith(f"{path}: training.device: '{device}' is no longer read: the device is a deployment "
+                              "setting, not part of the experiment")
+    assert f"GAN_DEVICE={device}" in message and "torch_device resource" in message
 
 
 def test_option_lists_are_the_registries_that_implement_them():

@@ -154,9 +154,11 @@ def test_a_cuda_device_this_machine_lacks_names_the_setting():
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    with pytest.raises(ValueError, match=r"training.device is 'cuda', but this machine has 0 CUDA device"):
+    with pytest.raises(ValueError, match=r"GAN_DEVICE is 'cuda', but this machine has 0 CUDA device"):
         resolve_device("cuda")
     assert resolve_device("auto").type == "cpu"
+    with pytest.raises(ValueError, match=r"device 'tpu' is not one of auto, cpu, cuda, cuda:N \(set by GAN_DEVICE"):
+        resolve_device("tpu")
 
 
 def test_bf16_fast_path_losses_match_fp32_on_a_fixed_batch():
@@ -187,3 +189,17 @@ def test_progress_lines_give_the_rate_and_the_time_left():
 
     assert progress_rate(100, 4900, 4.0) == ", 25.0 steps/s, ETA 3m16s"
     assert progress_rate(0, 5000, 0.0) == ""  # nothing timed yet
+
+
+def test_a_checkpoint_from_another_kind_of_device_resumes_with_a_stream_from_seed_and_step():
+    from gan_assets.core.checkpoints import restore_rng
+
+    rng = torch.Generator().manual_seed(5)
+    restore_rng(rng, torch.zeros(16, dtype=torch.uint8), "cuda", step=40)  # a CUDA state cannot seed a CPU generator
+    expected = torch.Generator().manual_seed(5 * 1_000_003 + 40)
+    torch.testing.assert_close(torch.rand(3, generator=rng), torch.rand(3, generator=expected))
+    saved = torch.Generator().manual_seed(1)
+    state, following = saved.get_state(), torch.rand(3, generator=saved)
+    other = torch.Generator().manual_seed(9)
+    restore_rng(other, state, "cpu", step=40)  # the same kind: exactly the saved stream
+    torch.testing.assert_close(torch.rand(3, generator=other), following)

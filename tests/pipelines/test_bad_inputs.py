@@ -1,6 +1,7 @@
 """Hostile inputs around the graph: bad YAML, bad experiment names, a moved data directory, an unscored
 experiment on the leaderboard, a device this machine lacks. Each fails clearly or is contained."""
 
+import re
 import shutil
 
 import dagster as dg
@@ -80,15 +81,55 @@ def test_a_key_added_through_the_api_with_a_slash_is_rejected_by_the_assets(tmp_
     assert not (tmp_path / "escape").exists() and not (tmp_path / "store").exists()
 
 
-def test_a_cuda_device_the_machine_lacks_fails_before_any_work(tmp_path, capsys):
+def test_a_cuda_device_the_machine_lacks_fails_before_any_work(tmp_path, capsys, monkeypatch):
     import torch
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    (tmp_path / "gpu.yaml").write_text("training:\n  device: cuda\n")
-    assert run_experiment.main([str(tmp_path / "gpu.yaml")]) == 2
-    assert "training.device is 'cuda', but this machine has 0 CUDA device(s)" in capsys.readouterr().err
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY_EXPERIMENT))
+    lacking = "GAN_DEVICE is 'cuda', but this machine has 0 CUDA device(s)"
+    monkeypatch.setenv("GAN_DEVICE", "cuda")
+    assert run_experiment.main([str(tmp_path / "tiny.yaml")]) == 2
+    assert lacking in capsys.readouterr().err
+    monkeypatch.setenv("GAN_DEVICE", "auto")  # --device sets GAN_DEVICE for the run (undone by monkeypatch)
+    assert run_experiment.main([str(tmp_path / "tiny.yaml"), "--device", "cuda"]) == 2
+    assert lacking in capsys.readouterr().err
     assert not (tmp_path / "store").exists()
+
+
+def test_an_old_file_that_sets_the_device_fails_before_any_work_saying_where_it_went(tmp_path, capsys):
+    path = tmp_path / "gpu.yaml"
+    path.write_text("training:\n  device: cuda\n")
+    assert run_experiment.main([str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {path}: training.device: 'cuda' is no longer read: the device is a deployment setting" in err
+    assert "GAN_DEVICE=cuda" in err and "Traceback" not in err
+
+
+def test_a_device_torch_does_not_know_is_refused_wherever_it_is_set(tmp_path, capsys, monkeypatch):
+    """`tpu` as the torch_device resource's name: in code, from GAN_DEVICE, or in the launchpad's run config."""
+    import pydantic
+
+    from gan_assets.device import TorchDevice
+
+    unknown = "device 'tpu' is not one of auto, cpu, cuda, cuda:N (set by GAN_DEVICE, or the torch_device resource"
+    with pytest.raises(pydantic.ValidationError, match=re.escape(unknown)):
+        TorchDevice(name="tpu")
+    with pytest.raises(pydantic.ValidationError, match=re.escape(unknown)):
+        build_definitions(tmp_path / "store", tmp_path, device="tpu")
+    monkeypatch.setenv("GAN_DEVICE", "tpu")
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY_EXPERIMENT))
+    assert run_experiment.main([str(tmp_path / "tiny.yaml")]) == 2
+    assert f"error: {unknown}" in capsys.readouterr().err
+    monkeypatch.delenv("GAN_DEVICE")
+    defs = build_definitions(tmp_path / "store", tmp_path)
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(experiments_partitions.name, ["tiny"])
+    result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        instance=instance, partition_key="tiny", asset_selection=[dg.AssetKey("gan_checkpoints")], raise_on_error=False,
+        run_config={"resources": {"torch_device": {"config": {"name": "tpu"}}}})
+    assert not result.success
+    assert any(unknown in str(e.event_specific_data.error) for e in result.all_events if e.is_failure)
 
 
 @pytest.fixture(scope="module")
