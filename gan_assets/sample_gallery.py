@@ -60,9 +60,9 @@ def inline_images(context: dg.AssetExecutionContext, gallery, best: str, scores:
     (see gan_assets/ui_images.py); nothing where the instance cannot serve them."""
     charts = {
         "best_grid_inline": (png_bytes(gallery.arrays[best]), f"best checkpoint {best}"),
-        "progress_inline": (png_bytes(gallery.progress_labelled), "progress over training"),
         "score_curves_inline": (render_score_curves_png(scores[scores["name"] != REAL_FLOOR], real_floor_row(scores)),
                                 "scores over training"),
+        "progress_inline": (png_bytes(gallery.progress_labelled), "progress over training"),
     }
     entries = {}
     for key, (png, alt) in charts.items():

@@ -481,7 +481,7 @@ FIND_INLINE = """
     if (!img || !img.complete || img.naturalWidth === 0) return null;
     const box = img.getBoundingClientRect();
     found[name] = {alt: img.alt, src: img.src, width: img.naturalWidth, height: img.naturalHeight,
-                   shown: box.width > 0 && box.height > 0 && box.top < window.innerHeight};
+                   rendered: box.width > 0 && box.height > 0, top: box.top + window.scrollY};
   }
   return found;
 })(%s)
@@ -513,21 +513,22 @@ def test_asset_pages_show_the_best_grid_and_score_chart_without_a_click(dagster_
         time.sleep(1)  # let the images paint before the picture
         shot = base64.b64decode(page.call("Page.captureScreenshot", format="png")["data"])
 
-    home = dagster_dev.home
-    for name, image in [*shown.items(), *scores_page.items()]:
-        assert image["shown"], (name, image)
-        assert (image["width"], image["height"]) == Image.open(served_file(home, image["src"])).size
-    grid = shown[f"{PARTITION}/best_grid-"]
-    assert grid["alt"] == f"best checkpoint {best}"
-    assert np.array_equal(np.asarray(Image.open(served_file(home, grid["src"]))),
-                          np.asarray(Image.open(gallery["best_grid"]["path"])))  # the very grid the run drew
-    assert urllib.parse.urlsplit(grid["src"]).path in gallery["best_grid_inline"]["mdStr"]
-
     screenshot = tmp_path / "ui-gallery.png"
     screenshot.write_bytes(shot)
-    assert Image.open(screenshot).size == (1400, 1000)
     if os.environ.get("UPDATE_UI_SCREENSHOT") == "1":
         target = PROJECT_ROOT / "docs" / "ui-gallery.png"
         target.parent.mkdir(exist_ok=True)
         shutil.copyfile(screenshot, target)
     print(f"screenshot: {screenshot}")
+    assert Image.open(screenshot).size == (1400, 1000)
+
+    home = dagster_dev.home
+    for name, image in [*shown.items(), *scores_page.items()]:
+        assert image["rendered"], (name, image)
+        assert (image["width"], image["height"]) == Image.open(served_file(home, image["src"])).size
+    grid = shown[f"{PARTITION}/best_grid-"]
+    assert grid["top"] < 1000  # in the first screenful, not only somewhere down the page
+    assert grid["alt"] == f"best checkpoint {best}"
+    assert np.array_equal(np.asarray(Image.open(served_file(home, grid["src"]))),
+                          np.asarray(Image.open(gallery["best_grid"]["path"])))  # the very grid the run drew
+    assert urllib.parse.urlsplit(grid["src"]).path in gallery["best_grid_inline"]["mdStr"]
