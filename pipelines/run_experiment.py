@@ -47,6 +47,7 @@ def summary(result: dg.ExecuteInProcessResult, key: str, wall_seconds: float) ->
         "scores": {c: scores[f"best_{c}"] for c in columns},
         "real_floor": {c: scores[f"real_floor_{c}"] for c in columns},
         "gallery": gallery["best"],
+        "gallery_html": gallery["html"],
         "scores_table": scores["path"],
         "wall_seconds": round(wall_seconds, 2),
         "compute_seconds": round(sum(_metadata(result, asset).get("compute_seconds", 0.0) for asset in STAGES), 2),

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from gan_assets.experiment import ExperimentStore, experiments_partitions
-from pipelines import run_experiment
+from pipelines import gallery, run_experiment
 from pipelines.definitions import GAN_ASSETS, build_definitions, defs
 from pipelines.sensors import experiment_files_sensor
 
@@ -123,6 +123,10 @@ def test_run_command_prints_one_json_line_per_experiment_and_the_leaderboard(tmp
     assert {"fd", "class_coverage", "class_kl"} <= set(summary["scores"]) == set(summary["real_floor"])
     assert Path(summary["gallery"]).is_file() and Path(summary["scores_table"]).is_file()
     assert 0 < summary["evaluator_accuracy"] <= 1
+    # `make gallery` names the same page the JSON line does
+    assert gallery.main(["tiny"]) == 0 and capsys.readouterr().out.strip() == summary["gallery_html"]
+    assert Path(summary["gallery_html"]).read_text().startswith("<!DOCTYPE html>")
+    assert gallery.main(["never-run"]) == 2 and "no gallery for 'never-run' yet" in capsys.readouterr().err
     table = "\n".join(lines[2:])  # the leaderboard, with the one config field that differs
     assert "tiny-minimax" in table and "config.training.generator_loss" in table and "non_saturating" in table
 
