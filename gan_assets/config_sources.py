@@ -46,10 +46,16 @@ def observe_section(store: ExperimentStore, section: str, registered: set[str], 
     return versions
 
 
+# A YAML badge in the lineage view tells config sources from stage assets at a glance (besides the
+# `config/` key prefix and the `config` group). `observable_source_asset` takes no `kinds=`; this tag
+# is what `kinds=` becomes on other assets.
+CONFIG_SOURCE_KIND = {"dagster/kind/yaml": ""}
+
+
 def _config_source(section: str) -> dg.SourceAsset:
     @dg.observable_source_asset(
         key=config_key(section), partitions_def=experiments_partitions, group_name="config",
-        required_resource_keys={"store"},
+        tags=CONFIG_SOURCE_KIND, required_resource_keys={"store"},
         description=f"The `{section}` section of each experiment YAML; data version = hash of its effective value.",
     )
     def observe(context) -> dg.DataVersionsByPartition:

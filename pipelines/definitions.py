@@ -37,7 +37,8 @@ GAN_ASSETS = [dataset, reference_batch, evaluator, gan_checkpoints, checkpoint_s
 
 # The whole graph for one experiment: what `make run` and "Materialize all" execute.
 experiment_job = dg.define_asset_job("experiment", selection=dg.AssetSelection.assets(*GAN_ASSETS))
-# Reads every experiment file's sections; config_change_sensor launches it when a file changes.
+# Reads every experiment file's sections, in process; `make run` observes through it. In `dagster dev`,
+# config_change_sensor records the same observations without a run.
 # In process: eight sub-second observations, not eight subprocesses (minutes of start-up in `make ui`).
 observe_config_job = dg.define_asset_job("observe_config", selection=dg.AssetSelection.assets(*[s.key for s in config_sources]),
                                          executor_def=dg.in_process_executor)

@@ -2,15 +2,17 @@
 
 - New YAML files become partitions, deleted ones are removed (their materialized files stay under
   the storage root, and re-adding the file brings its history back).
-- A changed file triggers an observation of the config sections.
+- A changed file is observed: the sensor records its config sections' data versions itself.
 """
 
 
 import hashlib
 
 import dagster as dg
+from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
-from gan_assets.experiment import ExperimentStore, experiments_partitions
+from gan_assets.config_sources import observe_section
+from gan_assets.experiment import CONFIG_SECTIONS, ExperimentStore, config_key, experiments_partitions
 
 
 @dg.sensor(minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
@@ -32,23 +34,45 @@ def experiment_files_sensor(context: dg.SensorEvaluationContext, store: Experime
     return dg.SensorResult(dynamic_partitions_requests=requests)
 
 
-def files_fingerprint(store: ExperimentStore) -> str:
-    """sha256 over every experiment file's name and bytes: any save, even a no-op edit, changes it."""
+def registered_keys(context: dg.SensorEvaluationContext, store: ExperimentStore) -> list[str]:
+    """The experiments to observe: registered partitions whose file is still on disk."""
+    registered = set(context.instance.get_dynamic_partitions(experiments_partitions.name))
+    return sorted(registered & set(store.experiment_keys()))
+
+
+def files_fingerprint(store: ExperimentStore, keys: list[str]) -> str:
+    """sha256 over the names and bytes of `keys`' files: any save, even a no-op edit, changes it.
+
+    Only registered files count, so a file registered after the last tick (experiment_files_sensor
+    may tick later than this one) changes the fingerprint and is observed then, not at its next edit.
+    """
     digest = hashlib.sha256()
-    for key in store.experiment_keys():
+    for key in keys:
         digest.update(key.encode() + b"\0" + store.experiment_file(key).read_bytes() + b"\0")
     return digest.hexdigest()
 
 
-@dg.sensor(job_name="observe_config", minimum_interval_seconds=15, default_status=dg.DefaultSensorStatus.RUNNING)
-def config_change_sensor(context: dg.SensorEvaluationContext, store: ExperimentStore):
-    """Observe the config sections when an experiment file's bytes change (one run covers every file).
+def section_observations(store: ExperimentStore, keys: list[str], log) -> list[dg.AssetObservation]:
+    """What the `config/<section>` sources' observe function logs, for every section of every key."""
+    return [dg.AssetObservation(asset_key=config_key(section), partition=key, tags={DATA_VERSION_TAG: version})
+            for section in CONFIG_SECTIONS
+            for key, version in observe_section(store, section, set(keys), log).items()]
 
-    Observation then decides what changed: a reformatted file keeps its sections' versions, so
-    nothing downstream reruns; a real edit changes one section's version, and automation takes over.
+
+@dg.sensor(minimum_interval_seconds=15, default_status=dg.DefaultSensorStatus.RUNNING)
+def config_change_sensor(context: dg.SensorEvaluationContext, store: ExperimentStore) -> dg.SensorResult:
+    """Observe the config sections when a registered experiment file's bytes change.
+
+    The observations are runless asset events, recorded by the sensor daemon itself: no
+    `observe_config` run to queue and start before automation can react (the job stays, for
+    `make run`). Observation then decides what changed: a reformatted file keeps its sections'
+    versions, so nothing downstream reruns; a real edit changes one section's version, and
+    automation takes over.
     """
-    fingerprint = files_fingerprint(store)
+    keys = registered_keys(context, store)
+    fingerprint = files_fingerprint(store, keys)
     if fingerprint == context.cursor:
-        return dg.SkipReason("experiment files unchanged since the last observation")
-    context.update_cursor(fingerprint)
-    return dg.RunRequest(run_key=fingerprint)
+        return dg.SensorResult(skip_reason="experiment files unchanged since the last observation")
+    observations = section_observations(store, keys, context.log)
+    context.log.info(f"observed {len(observations)} config sections of {keys}")
+    return dg.SensorResult(asset_events=observations, cursor=fingerprint)

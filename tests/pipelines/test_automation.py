@@ -1,7 +1,8 @@
 """Edit an experiment and exactly the stages that read what changed run again (no daemon needed).
 
-Each step edits the YAML, then `settle()` observes the files, ticks the automation conditions with
-the cursor threaded through, materializes what each tick requests, and repeats until quiet.
+Each step edits the YAML, then `settle()` observes the files (config_change_sensor, no run), ticks the
+automation conditions with the cursor threaded through, launches the runs each tick requests, and
+repeats until quiet. A change's stages run together: one run per partition, not one per layer.
 """
 
 import copy
@@ -10,8 +11,7 @@ import dagster as dg
 import pytest
 import yaml
 
-from gan_assets.experiment import ExperimentStore, experiments_partitions
-from pipelines.sensors import experiment_files_sensor
+from gan_assets.experiment import experiments_partitions
 from tests.conftest import TINY_EXPERIMENT
 from tests.pipelines.automation_harness import AutomationHarness
 
@@ -45,12 +45,27 @@ def world(tmp_path_factory):
     harness = AutomationHarness(root / "store", root / "experiments", dg.DagsterInstance.ephemeral())
     harness.add_experiment("tiny")
     first = ran(harness.settle())
+    harness.first_runs = harness.instance.get_runs()  # before later tests add theirs
     return harness, experiment, first, root
 
 
 def test_a_new_experiment_runs_everything(world):
     _, _, first, _ = world
     assert first == {"tiny": EVERYTHING, "leaderboard": {"leaderboard"}}
+
+
+def selections(runs) -> list[tuple[str | None, set[str]]]:
+    """(partition, assets) of each run, oldest first."""
+    return [(run.tags.get("dagster/partition"), {key.to_user_string() for key in run.asset_selection})
+            for run in reversed(runs)]
+
+
+def test_a_new_experiment_runs_in_two_runs_and_observes_without_one(world):
+    harness, _, _, _ = world
+    # every partitioned stage in one run (chained on one tick), then the leaderboard (another partitions
+    # definition, so Dagster cannot put it in the same run); the sensor observed without any run
+    assert selections(harness.first_runs) == [("tiny", EVERYTHING), (None, {"leaderboard"})]
+    assert not [run for run in harness.first_runs if run.job_name == "observe_config"]
 
 
 def test_saving_unchanged_or_reformatted_reruns_nothing(world):
@@ -69,12 +84,14 @@ def test_training_edit_reruns_training_evaluation_gallery_and_leaderboard(world)
     harness, experiment, _, _ = world
     experiment.edit("training", "steps", 30)
     assert ran(harness.settle()) == {"tiny": TRAINING_AND_AFTER, "leaderboard": {"leaderboard"}}
+    assert harness.last_runs == 2  # training and after in one run, then the leaderboard
 
 
 def test_gallery_edit_reruns_only_the_gallery(world):
     harness, experiment, _, _ = world
     experiment.edit("gallery", "grid_size", 3)
     assert ran(harness.settle()) == {"tiny": {"sample_gallery"}}
+    assert harness.last_runs == 1
 
 
 def test_reingesting_identical_data_reruns_nothing(world):
@@ -96,27 +113,15 @@ def test_dataset_edit_reruns_everything(world):
     assert ran(harness.settle()) == {"tiny": EVERYTHING, "leaderboard": {"leaderboard"}}
 
 
-def apply_sensor(harness: AutomationHarness, root) -> None:
-    """Run the experiment-files sensor and apply its partition requests, as the daemon would."""
-    context = dg.build_sensor_context(instance=harness.instance, resources={
-        "store": ExperimentStore(experiments_dir=str(root / "experiments"), storage_root=str(root / "store"))})
-    result = experiment_files_sensor(context)
-    for request in result.dynamic_partitions_requests or []:
-        if isinstance(request, dg.AddDynamicPartitionsRequest):
-            harness.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
-        else:
-            for key in request.partition_keys:
-                harness.instance.delete_dynamic_partition(request.partitions_def_name, key)
-
-
 def test_new_files_become_partitions_and_run_and_deleted_ones_leave(world):
     harness, _, _, root = world
     second = Experiment(root / "experiments", "tiny-minimax", TINY_EXPERIMENT)
     second.edit("training", "generator_loss", "minimax")
-    apply_sensor(harness, root)
+    harness.run_sensor("experiment_files_sensor")
     assert ran(harness.settle()) == {"tiny-minimax": EVERYTHING, "leaderboard": {"leaderboard"}}
+    assert harness.last_runs == 2  # its six stages in one run, then the leaderboard
     second.path.unlink()
-    apply_sensor(harness, root)
+    harness.run_sensor("experiment_files_sensor")
     assert harness.instance.get_dynamic_partitions(experiments_partitions.name) == ["tiny"]
     assert (root / "store" / "experiments" / "tiny-minimax" / "checkpoint_scores.parquet").is_file()  # kept
 
