@@ -21,7 +21,8 @@ STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.15em; margin-top: 2em; border-bottom: 1px solid #ddd; }
 p.note { color: #555; max-width: 60em; }
-img { image-rendering: pixelated; border: 1px solid #eee; }
+img { border: 1px solid #eee; max-width: 100%; height: auto; }
+img.pixels { image-rendering: pixelated; }
 figure { display: inline-block; margin: 0.4em; vertical-align: top; text-align: center; }
 figcaption { font-size: 0.85em; color: #444; }
 table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; }
@@ -33,7 +34,7 @@ th { background: #f4f4f4; } td.label, th.label { text-align: left; }
 
 @dataclass(frozen=True)
 class Figure:
-    image: np.ndarray | bytes  # uint8 pixels, or PNG bytes (matplotlib charts)
+    image: np.ndarray | bytes  # uint8 pixels (shown enlarged without smoothing), or PNG bytes (matplotlib charts)
     caption: str = ""
     width: int | None = None  # display width in CSS pixels (small images are shown enlarged, pixelated)
     best: bool = False
@@ -55,7 +56,8 @@ def data_uri(image: np.ndarray | bytes) -> str:
 
 def _figure(figure: Figure) -> str:
     width = f' width="{figure.width}"' if figure.width else ""
-    best = ' class="best"' if figure.best else ""
+    classes = " ".join((["pixels"] if isinstance(figure.image, np.ndarray) else []) + (["best"] if figure.best else []))
+    best = f' class="{classes}"' if classes else ""
     caption = f"<figcaption>{html.escape(figure.caption)}</figcaption>" if figure.caption else ""
     return (f'<figure><img src="{data_uri(figure.image)}" alt="{html.escape(figure.caption)}"{width}{best}>'
             f"{caption}</figure>")

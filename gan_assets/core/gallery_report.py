@@ -88,12 +88,12 @@ def image_view_sections(manifest: RunManifest, best: str, *, reference: Referenc
 def class_section(rows, conditional: bool) -> Section:
     if conditional:
         note = "A conditional G asked for each class in turn, the same z in each column."
-        labelled = [(row.name, Figure(row.grid, row.name, width=DISPLAY_WIDTH)) for row in rows]
+        labelled = [(row.name, Figure(row.grid, width=DISPLAY_WIDTH)) for row in rows]
     else:
         note = ("An unconditional G's samples, sorted by the evaluator's predicted class (the most confident "
                 "first), with each class's share of all samples: a missing class or a large share is mode "
                 "dropping or mode collapse.")
-        labelled = [(f"{row.name} ({row.share:.1%})", Figure(row.grid, row.name, width=DISPLAY_WIDTH)
+        labelled = [(f"{row.name} ({row.share:.1%})", Figure(row.grid, width=DISPLAY_WIDTH)
                      if row.grid is not None else None) for row in rows]
     return Section("One row per class", note, rows=labelled)
 

@@ -31,6 +31,7 @@ def render_loss_curves_png(history: pd.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
+SCORE_CHART_PER_ROW = 2
 SCORE_CHART_COLUMNS = ("fd", "kid", "precision", "recall", "class_coverage", "modes", "hq_fraction", "reverse_kl")
 
 
@@ -38,9 +39,13 @@ def render_score_curves_png(scores: pd.DataFrame, real_floor: pd.Series) -> byte
     """One panel per score the table has (FD, KID, precision, recall, coverage; modes on 2-D mixtures) over the
     checkpoints' steps, each with its real floor as a dashed line: is training still improving, or done?"""
     columns = [c for c in SCORE_CHART_COLUMNS if c in scores.columns]
-    figure = Figure(figsize=(2.6 * max(len(columns), 1), 2.6), dpi=100)
+    per_row = min(max(len(columns), 1), SCORE_CHART_PER_ROW)  # rows of two: fits the UI's metadata column
+    rows = -(-max(len(columns), 1) // per_row)
+    figure = Figure(figsize=(2.5 * per_row, 2.3 * rows), dpi=100)
     FigureCanvasAgg(figure)
-    axes = np.atleast_1d(figure.subplots(1, max(len(columns), 1)))
+    axes = np.atleast_1d(figure.subplots(rows, per_row)).ravel()
+    for ax in axes[len(columns):]:
+        ax.set_visible(False)
     for ax, column in zip(axes, columns):
         ax.plot(scores["step"].astype(float), scores[column].astype(float), marker="o")
         ax.axhline(float(real_floor[column]), linestyle="--", color="grey", label="real floor")
