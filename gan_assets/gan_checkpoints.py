@@ -24,6 +24,7 @@ from gan_assets.experiment import (
     load_config,
     observed_versions,
 )
+from gan_assets.ui_images import served_image
 
 CODE_VERSION = "2"  # 2: the G step reuses the D step's fakes; bf16 autocast where it is fast
 CHECKS = [
@@ -67,7 +68,8 @@ def gan_checkpoints(context: dg.AssetExecutionContext, config: TrainingRun, stor
     history = manifest.history_frame()
     # what this training was computed from, for the retrain schedule's staleness test
     inputs = {f"config/{k}": v for k, v in observed_versions(context).items()} | upstream
-    metadata = {**training_metadata(manifest, history, config), "input_versions": dg.MetadataValue.json(inputs)}
+    metadata = {**loss_chart(context, history), **training_metadata(manifest, history, config),
+                "input_versions": dg.MetadataValue.json(inputs)}
     finite, facts = weights_are_finite(manifest)
     if not finite:  # never stored as the asset's value, so no later run can score it
         raise dg.Failure(f"non-finite weights in {facts['first']} of {manifest.run_dir}; retrain with fresh_run",
@@ -87,6 +89,15 @@ def point_modes(data: ImageSet | PointSet) -> ModeCentres | None:
     return ModeCentres(tuple(tuple(c) for c in centers.tolist()), std)
 
 
+def loss_chart(context: dg.AssetExecutionContext, history: pd.DataFrame) -> dict:
+    """The loss curves in place on the asset page where the instance can serve them (gan_assets/ui_images.py),
+    and always as a data-URI image behind "[Show Markdown]"."""
+    png = render_loss_curves_png(history)
+    inline = served_image(context.instance, png, context.partition_key, "loss_curves", "losses")
+    return ({"loss_curves_inline": dg.MetadataValue.md(inline)} if inline else {}) | {
+        "loss_curves": dg.MetadataValue.md(markdown_png(png, "losses"))}
+
+
 def training_metadata(manifest: RunManifest, history: pd.DataFrame, config: ExperimentConfig) -> dict:
     last, timing = history.iloc[-1], manifest.timing
     return {
@@ -96,6 +107,5 @@ def training_metadata(manifest: RunManifest, history: pd.DataFrame, config: Expe
         "images_per_second": timing.images_per_second if timing else float("nan"),
         "device": manifest.device,
         **{f"final_{name}": float(last[name]) for name in STAT_NAMES},
-        "loss_curves": dg.MetadataValue.md(markdown_png(render_loss_curves_png(history), "losses")),
         **config_metadata(config),
     }
