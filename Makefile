@@ -11,7 +11,7 @@ export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 
 THREE_GAMES := experiments/digits-dcgan.yaml experiments/digits-minimax.yaml experiments/digits-maximum-likelihood.yaml
 
-.PHONY: install run compare test ui bench gallery clean-data
+.PHONY: install run compare test ui bench bench-modes gallery clean-data
 
 # The stamp is rebuilt when pyproject.toml changes; torch/torchvision come from this machine's disk.
 $(VENV)/.installed: pyproject.toml
@@ -28,6 +28,11 @@ $(DAGSTER_HOME)/dagster.yaml: pipelines/dagster.yaml
 
 run: install $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m pipelines.run_experiment $(EXPERIMENT) $(DEVICE_FLAG)
+
+# Mode-collapse benchmark on PacGAN's ring8 / grid25 (one JSON line per configuration): ONLY='ring8/*' for a subset.
+ONLY ?= *
+bench-modes: install
+	OPENBLAS_NUM_THREADS=1 $(PY) benchmarks/bench_modes.py --only '$(ONLY)'
 
 # The experiment's HTML gallery: its path (and the page in a browser, where there is one).
 gallery: install

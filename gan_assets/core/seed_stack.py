@@ -36,10 +36,10 @@ from gan_assets.core.config import DatasetConfig, TrainingConfig
 from gan_assets.core.losses import discriminator_loss, generator_loss
 from gan_assets.core.metrics import Evidence, MetricContext, modes
 from gan_assets.core.networks import MLP_BASE_DEPTH, MLPGenerator, _LabelAwareDiscriminator, dcgan_init_
-from gan_assets.core.norms import EPS, BatchNorm, NoNorm, ReferenceBatchNorm, VirtualBatchNorm, uses_reference
+from gan_assets.core.norms import BatchNorm, NoNorm, ReferenceBatchNorm, VirtualBatchNorm, uses_reference
 from gan_assets.core.reference import select_reference
 from gan_assets.core.sources.mixtures import load_mixture, mixture_modes
-from gan_assets.core.training_loop import GanState, TrainingData, make_optimizer, new_state, STEP_FUNCTIONS
+from gan_assets.core.training_loop import STEP_FUNCTIONS, GanState, TrainingData, make_optimizer, new_state
 
 PACGAN_EVAL_SAMPLES = 2500  # samples per evaluation in PacGAN's Table 1 protocol
 NUM_MODES = {"ring8": 8, "grid25": 25}
@@ -341,7 +341,9 @@ def _g_cost(stack: StackedGAN, fake: Tensor, y_fake: Tensor) -> tuple[Tensor, Te
 def _set_grads(params: dict[str, Tensor], loss: Tensor) -> None:
     tensors = list(params.values())
     for p, g in zip(tensors, torch.autograd.grad(loss, tensors)):
-        p.grad = g
+        # contiguous: the grad of a weight used transposed (bmm) comes back transposed, and fused Adam (torch
+        # 2.14, CPU) reads a grad whose strides differ from its parameter's as if they matched: wrong updates
+        p.grad = g.contiguous()
 
 
 def _set_lr(stack: StackedGAN) -> None:

@@ -67,7 +67,9 @@ def test_scores_and_gallery_of_a_fixed_run_are_pinned(tiny_run, tmp_path):
     expected = pd.DataFrame(json.loads((GOLDEN / "scores.json").read_text()))
     assert scores["name"].tolist() == expected["name"].tolist() == ["step_000010", "step_000020", "real_floor"]
     for column in ("fd", "class_coverage", "class_kl", "precision", "recall"):
-        assert scores[column].to_numpy(float) == pytest.approx(expected[column].to_numpy(float), rel=1e-4, abs=1e-6)
+        # CPUs with and without AVX-512/AMX run different oneDNN kernels: on an AVX2-only EPYC even the real floor,
+        # which depends on the 1-epoch evaluator alone, moved by 0.5% (fd) and 0.003 (class_kl) from these files
+        assert scores[column].to_numpy(float) == pytest.approx(expected[column].to_numpy(float), rel=1e-2, abs=4e-3)
     for name in ("step_000010", "step_000020", "progress"):
         ours = np.asarray(Image.open(tmp_path / f"{name}.png"), dtype=np.int16)
         golden = np.asarray(Image.open(GOLDEN / f"{name}.png"), dtype=np.int16)

@@ -5,7 +5,8 @@ loopback port, over a temp experiments dir holding the tiny experiment. The test
 `tiny` partition and launch the `experiment` job through the GraphQL API, check the
 materialization metadata through GraphQL, then open the asset pages in headless Chromium (Debian's
 `chromium`, driven over the DevTools protocol with the stdlib websocket client below) and assert the
-best grid and the score chart are shown without a click. The screenshot is saved in the test's temp dir; `UPDATE_UI_SCREENSHOT=1` also copies it to `docs/ui-gallery.png`.
+best grid and the score chart are shown without a click. The screenshot is saved in the test's temp
+dir; `UPDATE_UI_SCREENSHOT=1` also copies it to `docs/ui-gallery.png`.
 
 Skipped when Chromium is missing, unless `REQUIRE_UI_TEST=1` (set by `.ci/run`) makes that a failure.
 """
