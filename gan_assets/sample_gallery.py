@@ -1,18 +1,19 @@
 """`sample_gallery`: the per-experiment HTML gallery, a PNG grid per checkpoint and the progress strip."""
 
+from pathlib import Path
+
 import dagster as dg
 import pandas as pd
 import pyarrow as pa
 
 from gan_assets.core.evaluator import Classifier
 from gan_assets.core.gallery import render_gallery
-from gan_assets.core.gallery_report import write_gallery_html
+from gan_assets.core.gallery_report import score_chart_png, write_gallery_html
 from gan_assets.core.images import decode_table
-from gan_assets.core.plots import render_score_curves_png
 from gan_assets.core.png import markdown_image, png_bytes
 from gan_assets.core.reference import from_table as reference_from_table
 from gan_assets.core.run import RunManifest
-from gan_assets.core.scoring import REAL_FLOOR, best_row, real_floor_row
+from gan_assets.core.scoring import best_row
 from gan_assets.experiment import ExperimentStore, config_deps, config_metadata, experiments_partitions, load_config
 from gan_assets.ui_images import served_image
 
@@ -36,15 +37,17 @@ def sample_gallery(context: dg.AssetExecutionContext, store: ExperimentStore, ga
     gallery = render_gallery(gan_checkpoints, reference=reference, grid_size=config.gallery.grid_size,
                              sampling=config.evaluation.sampling, out_dir=out_dir)
     best = str(best_row(checkpoint_scores, config.evaluation.best_metric, config.evaluation.best_direction)["name"])
+    score_chart = score_chart_png(checkpoint_scores)
     page = write_gallery_html(out_dir / "index.html", title=context.partition_key, manifest=gan_checkpoints,
-                              gallery=gallery, scores=checkpoint_scores, best=best, reference=reference,
+                              gallery=gallery, scores=checkpoint_scores, score_chart=score_chart, best=best,
+                              reference=reference,
                               sampling=config.evaluation.sampling, classifier=evaluator, data=decode_table(dataset),
                               config=config.gallery, seed=config.seed)
     manifest = gallery.manifest(best) | {"html": str(page)}
     return dg.Output(manifest, data_version=dg.DataVersion(gallery.sha256), metadata={
         "best_checkpoint": best,
         "sampling": config.evaluation.sampling,
-        **inline_images(context, gallery, best, checkpoint_scores),
+        **inline_images(context, gallery, best, score_chart),
         "gallery_html": dg.MetadataValue.path(str(page)),
         "best_grid": dg.MetadataValue.path(manifest["best"]),
         "progress_strip": dg.MetadataValue.path(gallery.progress_path),
@@ -55,13 +58,12 @@ def sample_gallery(context: dg.AssetExecutionContext, store: ExperimentStore, ga
     })
 
 
-def inline_images(context: dg.AssetExecutionContext, gallery, best: str, scores: pd.DataFrame) -> dict:
+def inline_images(context: dg.AssetExecutionContext, gallery, best: str, score_chart: bytes) -> dict:
     """The best grid, the labelled progress strip and the score chart as short markdown the UI shows in place
     (see gan_assets/ui_images.py); nothing where the instance cannot serve them."""
     charts = {
-        "best_grid_inline": (png_bytes(gallery.arrays[best]), f"best checkpoint {best}"),
-        "score_curves_inline": (render_score_curves_png(scores[scores["name"] != REAL_FLOOR], real_floor_row(scores)),
-                                "scores over training"),
+        "best_grid_inline": (Path(gallery.paths[best]).read_bytes(), f"best checkpoint {best}"),  # the PNG on disk
+        "score_curves_inline": (score_chart, "scores over training"),
         "progress_inline": (png_bytes(gallery.progress_labelled), "progress over training"),
     }
     entries = {}

@@ -38,10 +38,15 @@ def headline(row: pd.Series) -> str:
     return ", ".join(f"{c} {float(row[c]):.4g}" for c in HEADLINE_SCORES if c in row and pd.notna(row[c]))
 
 
-def overview_sections(manifest: RunManifest, gallery: Gallery, scores: pd.DataFrame, best: str) -> list[Section]:
+def score_chart_png(scores: pd.DataFrame) -> bytes:
+    """Every score over the checkpoints beside its real floor: drawn once, shown in the UI and on the page."""
+    return render_score_curves_png(scores[scores["name"] != REAL_FLOOR], scores[scores["name"] == REAL_FLOOR].iloc[0])
+
+
+def overview_sections(manifest: RunManifest, gallery: Gallery, scores: pd.DataFrame, best: str,
+                      score_chart: bytes) -> list[Section]:
     best_row = scores[scores["name"] == best].iloc[0]
     floor = scores[scores["name"] == REAL_FLOOR].iloc[0]
-    checkpoints = scores[scores["name"] != REAL_FLOOR]
     return [
         Section(f"Best checkpoint: {best}", f"{headline(best_row)}. Real floor (held-out data against train): "
                 f"{headline(floor)}. The same reference z fill the same cell at every checkpoint.",
@@ -49,7 +54,7 @@ def overview_sections(manifest: RunManifest, gallery: Gallery, scores: pd.DataFr
         Section("Progress over training", "One row per checkpoint, the same z in each column.",
                 figures=[Figure(gallery.progress_labelled, "progress", width=DISPLAY_WIDTH + 120)]),
         Section("Scores over training", "Each score per checkpoint; the dashed line is the real floor.",
-                figures=[Figure(render_score_curves_png(checkpoints, floor), "scores over training")]),
+                figures=[Figure(score_chart, "scores over training")]),
         Section("Losses over training", "The players' costs, and D's mean output on real and generated samples.",
                 figures=[Figure(render_loss_curves_png(manifest.history_frame()), "loss curves")]),
         Section("Score table", "Every checkpoint, then the real floor.", table=scores),
@@ -127,10 +132,11 @@ def point_sections(gallery: Gallery, best: str) -> list[Section]:
 
 
 def write_gallery_html(path: Path, *, title: str, manifest: RunManifest, gallery: Gallery, scores: pd.DataFrame,
+                       score_chart: bytes,
                        best: str, reference: ReferenceBatch, sampling: str, classifier: Classifier,
                        data: ImageSet | PointSet, config: GalleryConfig, seed: int) -> Path:
     """Write the page; everything it shows is drawn from fixed z and seeds, so a rerun draws the same page."""
-    sections = overview_sections(manifest, gallery, scores, best)
+    sections = overview_sections(manifest, gallery, scores, best, score_chart)
     if isinstance(data, PointSet):
         sections[1:1] = point_sections(gallery, best)
     else:

@@ -7,8 +7,11 @@ import io
 
 import numpy as np
 import pandas as pd
+import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from gan_assets.core.metrics.modes import nearest_mode
 
 
 def render_loss_curves_png(history: pd.DataFrame) -> bytes:
@@ -76,11 +79,10 @@ def render_labelled_rows(grid: np.ndarray, row_labels: list[str], padding: int =
 
 
 def high_quality(points: np.ndarray, centers: np.ndarray, std: float) -> np.ndarray:
-    """PacGAN's rule: a sample is high quality within 3 standard deviations of its nearest mode centre."""
+    """The `modes` metric's own rule (PacGAN's: within 3 std of the nearest mode centre), per point."""
     if not len(centers) or not len(points):
         return np.zeros(len(points), dtype=bool)
-    nearest = np.sqrt(((points[:, None, :] - centers[None, :, :]) ** 2).sum(-1)).min(axis=1)
-    return nearest <= 3 * std
+    return nearest_mode(torch.from_numpy(np.asarray(points)), torch.from_numpy(np.asarray(centers)), std)[1].numpy()
 
 
 def render_scatter_panels(panels: list[np.ndarray], centers: np.ndarray, titles: list[str],

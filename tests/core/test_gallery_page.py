@@ -12,7 +12,7 @@ from PIL import Image
 
 from gan_assets.core.evaluator import train_classifier
 from gan_assets.core.gallery import render_gallery
-from gan_assets.core.gallery_report import write_gallery_html
+from gan_assets.core.gallery_report import score_chart_png, write_gallery_html
 from gan_assets.core.gallery_views import batch_dependence, class_rows, nearest_neighbours, slerp
 from gan_assets.core.networks import model_input
 from gan_assets.core.sampling import SAMPLING_MODES
@@ -34,6 +34,7 @@ def drawn(tmp_path_factory):
     out = tmp_path_factory.mktemp("gallery")
     gallery = render_gallery(manifest, reference=reference, grid_size=4, sampling="eval", out_dir=out)
     page = write_gallery_html(out / "index.html", title="tiny", manifest=manifest, gallery=gallery, scores=scores,
+                              score_chart=score_chart_png(scores),
                               best="step_000020", reference=reference, sampling="eval", classifier=classifier,
                               data=data, config=config.gallery, seed=config.seed)
     return page.read_text(), manifest, reference, classifier, data

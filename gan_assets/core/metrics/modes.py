@@ -54,10 +54,15 @@ def check_distinct_centers(centers: torch.Tensor, atol: float = 1e-6) -> None:
         )
 
 
+def nearest_mode(points: torch.Tensor, centers: torch.Tensor, std: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(index of each point's nearest centre, whether it is high quality: within HQ_STDS std of it)."""
+    dist, nearest = torch.cdist(points.double(), centers.double()).min(dim=1)
+    return nearest, dist < HQ_STDS * std
+
+
 def mode_histogram(points: torch.Tensor, centers: torch.Tensor, std: float) -> tuple[torch.Tensor, int]:
     """(counts of high-quality samples per mode (M,), number of samples)."""
-    dist, nearest = torch.cdist(points.double(), centers.double()).min(dim=1)
-    high_quality = dist < HQ_STDS * std
+    nearest, high_quality = nearest_mode(points, centers, std)
     return torch.bincount(nearest[high_quality], minlength=centers.shape[0]), points.shape[0]
 
 
