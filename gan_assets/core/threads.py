@@ -4,18 +4,25 @@ torch defaults to one intra-op thread per core of the machine, whatever the proc
 container limited to 2 CPUs on a 64-core host it starts 64 threads, and on a busy machine its threads
 oversubscribe the cores and every parallel region waits for a descheduled thread (a training fell from
 27.8 to 0.18 steps/s). So the count follows the process's CPU affinity and its cgroup CPU quota, less the
-CPUs other processes are busy on right now (`adapt_to_load`, which the training loop calls at every
-logging window), or `GAN_TORCH_THREADS` when set (then fixed).
+CPUs other processes are busy on right now (`adapt_to_load`, which the training loop calls through a
+`LoadFollower` every quarter second), or `GAN_TORCH_THREADS` when set (then fixed).
 
 Measured here (`benchmarks/bench_canonical.py --busy`): two bf16 trainings at once with 2 threads each ran
 at 20 img/s apiece, with 1 thread each at ~1,300. `OMP_WAIT_POLICY=PASSIVE` (idle threads sleep) was no
 cure: it cost 35-45% when quiet and collapsed under contention, so it is not set.
+
+Why runnable threads and not CPU time: a neighbour's CPU time since the last check sees that a nice-19 job
+barely runs, and kept two threads beside one. But a niced job that sleeps and wakes (another torch process,
+a test run) preempts a thread of ours at each wake-up, and the other thread then spins at the barrier: a
+training beside niced helper processes fell to 88-530 img/s from 2,200 with two threads, where one thread
+kept ~1,600. A runnable thread is counted whatever its niceness.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import time
 from pathlib import Path
 
 import torch
@@ -77,7 +84,7 @@ def runnable_elsewhere(proc: Path = Path("/proc")) -> int | None:
 
 def adapt_to_load() -> int:
     """Re-pick the thread count for the CPUs left free by other processes (at least one); a fixed
-    `GAN_TORCH_THREADS` is kept. Cheap (two /proc reads): the training loop calls it every logging window."""
+    `GAN_TORCH_THREADS` is kept. Cheap (two /proc reads): loops call it through a `LoadFollower`."""
     if os.environ.get(THREADS_VARIABLE) not in (None, "", "auto"):
         return configure_threads()
     others = runnable_elsewhere()
@@ -85,3 +92,22 @@ def adapt_to_load() -> int:
     if torch.get_num_threads() != count:
         torch.set_num_threads(count)
     return count
+
+
+# Seconds between thread-count checks in a loop: a step-count interval let a training that had just been joined by
+# a CPU-bound neighbour spend seconds in the collapsed (oversubscribed) regime, where one step takes 10x longer.
+ADAPT_SECONDS = 0.25
+
+
+class LoadFollower:
+    """Call it once per step: it re-picks the thread count (`adapt_to_load`) at most every `interval` seconds,
+    and at its first call. Between checks it costs one clock read."""
+
+    def __init__(self, interval: float = ADAPT_SECONDS, clock=time.monotonic) -> None:
+        self.interval, self.clock, self.next_check = interval, clock, -math.inf
+
+    def __call__(self) -> None:
+        now = self.clock()
+        if now >= self.next_check:
+            adapt_to_load()
+            self.next_check = now + self.interval

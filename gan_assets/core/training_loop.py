@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from gan_assets.core.faults import crash_point
 from gan_assets.core.losses import discriminator_loss, generator_loss
 from gan_assets.core.networks import model_input
-from gan_assets.core.threads import adapt_to_load
+from gan_assets.core.threads import LoadFollower
 
 if TYPE_CHECKING:
     from gan_assets.core.config import TrainingConfig
@@ -254,9 +254,6 @@ def _set_grads(player: nn.Module, loss: Tensor) -> None:
 
 
 STEP_FUNCTIONS = {"alternating": alternating_step, "simultaneous": simultaneous_step}  # training.update
-# CPU steps between thread-count checks: often enough that an oversubscribed run recovers within seconds,
-# rare enough that the two /proc reads (~0.1 ms) cost nothing beside a step (~30 ms at the default size).
-ADAPT_EVERY = 10
 
 
 class NonFiniteTraining(FloatingPointError):
@@ -277,12 +274,13 @@ def train(state: GanState, data: TrainingData, config: TrainingConfig,
     start, first_step = time.perf_counter(), state.step
     report = TrainingReport(0, 0.0)
     window, window_steps = torch.zeros(len(STAT_NAMES), device=data.device), 0
+    # on a CPU, follow the cores other processes leave free (core/threads.py); a GPU's step has no such choice
+    follow_load = LoadFollower() if data.device.type == "cpu" else (lambda: None)
     while state.step < config.steps and not callbacks.abort():
+        follow_load()
         window += step_fn(state, data, config)
         state.step, window_steps = state.step + 1, window_steps + 1
         crash_point("train_step")
-        if data.device.type == "cpu" and state.step % ADAPT_EVERY == 0:
-            adapt_to_load()  # another process started or ended: follow the CPUs it leaves free
         checkpoint_due = state.step % config.checkpoint_every == 0 or state.step == config.steps
         if state.step % config.log_every == 0 or state.step == config.steps:
             report.history.append(_flush(window, window_steps, state.step))

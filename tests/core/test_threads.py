@@ -54,15 +54,29 @@ def test_load_leaves_the_cpus_other_processes_use(tmp_path, monkeypatch):
     (tmp_path / "self" / "task" / "2" / "stat").write_text("2 (python (omp)) S 0 0")
     (tmp_path / "loadavg").write_text("2.10 1.50 1.00 3/420 999\n")
     assert threads.runnable_elsewhere(tmp_path) == 2  # 3 runnable, 1 of them ours
-    monkeypatch.setattr(threads, "runnable_elsewhere", lambda: 2)
+    others = [2]
+    monkeypatch.setattr(threads, "runnable_elsewhere", lambda: others[0])
     monkeypatch.setattr(threads, "available_cpus", lambda: 2)
     monkeypatch.delenv(threads.THREADS_VARIABLE, raising=False)
     before = torch.get_num_threads()
     try:
         assert threads.adapt_to_load() == 1 == torch.get_num_threads()  # both CPUs busy: one thread, not two
-        monkeypatch.setattr(threads, "runnable_elsewhere", lambda: 0)
+        others[0] = 0
         assert threads.adapt_to_load() == 2
+        others[0] = 1  # one runnable neighbour takes one CPU
+        assert threads.adapt_to_load() == 1
         monkeypatch.setenv(threads.THREADS_VARIABLE, "1")
         assert threads.adapt_to_load() == 1  # a fixed setting is kept
     finally:
         torch.set_num_threads(before)
+
+
+def test_load_follower_checks_at_start_then_by_the_clock(monkeypatch):
+    calls, now = [], [100.0]
+    monkeypatch.setattr(threads, "adapt_to_load", lambda: calls.append(now[0]))
+    follow = threads.LoadFollower(interval=0.25, clock=lambda: now[0])
+    for t in (100.0, 100.1, 100.2, 100.26, 100.3, 100.52):
+        now[0] = t
+        follow()
+    assert calls == [100.0, 100.26, 100.52]  # the first step, then once per quarter second whatever the step rate
+
