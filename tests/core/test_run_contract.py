@@ -68,8 +68,12 @@ def test_scores_and_gallery_of_a_fixed_run_are_pinned(tiny_run, tmp_path):
     assert scores["name"].tolist() == expected["name"].tolist() == ["step_000010", "step_000020", "real_floor"]
     for column in ("fd", "class_coverage", "class_kl", "precision", "recall"):
         # CPUs with and without AVX-512/AMX run different oneDNN kernels: on an AVX2-only EPYC even the real floor,
-        # which depends on the 1-epoch evaluator alone, moved by 0.5% (fd) and 0.003 (class_kl) from these files
-        assert scores[column].to_numpy(float) == pytest.approx(expected[column].to_numpy(float), rel=1e-2, abs=4e-3)
+        # which depends on the 1-epoch evaluator alone, moved by 0.5% (fd) and 0.003 (class_kl) from these files, on
+        # an AMX CPU of another generation by 0.5% (fd) and 0.0044 (class_kl). class_kl is a histogram of ~360
+        # held-out predictions: one prediction flipping class moves it by up to ~0.003, so it gets 0.01.
+        abs_tolerance = 1e-2 if column == "class_kl" else 4e-3
+        assert scores[column].to_numpy(float) == pytest.approx(expected[column].to_numpy(float), rel=1e-2,
+                                                               abs=abs_tolerance), column
     for name in ("step_000010", "step_000020", "progress"):
         ours = np.asarray(Image.open(tmp_path / f"{name}.png"), dtype=np.int16)
         golden = np.asarray(Image.open(GOLDEN / f"{name}.png"), dtype=np.int16)
