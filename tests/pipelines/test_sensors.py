@@ -84,10 +84,13 @@ def test_the_sensor_records_what_the_observe_config_job_records(tmp_path):
     for event in evaluate(tmp_path, by_sensor, None).asset_events:
         by_sensor.report_runless_asset_event(event)  # what the sensor daemon does with them
     definitions = build_definitions(tmp_path / "store", tmp_path)
-    assert definitions.resolve_job_def("observe_config").execute_in_process(instance=by_job).success
-    for section in CONFIG_SECTIONS:
-        key = config_key(section)
-        assert observed_version(by_sensor, key, "tiny") == observed_version(by_job, key, "tiny") is not None
+    # Entered, so Dagster's current defs-state storage is by_job's: otherwise it can still be that of an instance an
+    # earlier test entered and never exited, gone by now ("Attempted to resolve undefined DagsterInstance weakref").
+    with by_job:
+        assert definitions.resolve_job_def("observe_config").execute_in_process(instance=by_job).success
+        for section in CONFIG_SECTIONS:
+            key = config_key(section)
+            assert observed_version(by_sensor, key, "tiny") == observed_version(by_job, key, "tiny") is not None
 
 
 def test_config_sources_stand_apart_from_stage_assets_in_the_lineage_view():
