@@ -11,11 +11,12 @@ Measured here (`benchmarks/bench_canonical.py --busy`): two bf16 trainings at on
 at 20 img/s apiece, with 1 thread each at ~1,300. `OMP_WAIT_POLICY=PASSIVE` (idle threads sleep) was no
 cure: it cost 35-45% when quiet and collapsed under contention, so it is not set.
 
-Why runnable threads and not CPU time: a neighbour's CPU time since the last check sees that a nice-19 job
-barely runs, and kept two threads beside one. But a niced job that sleeps and wakes (another torch process,
-a test run) preempts a thread of ours at each wake-up, and the other thread then spins at the barrier: a
-training beside niced helper processes fell to 88-530 img/s from 2,200 with two threads, where one thread
-kept ~1,600. A runnable thread is counted whatever its niceness.
+Why runnable threads, whatever their niceness, and not the CPU time others spent: niceness is no promise
+of yielding. With autogroup scheduling (the kernel default on most distributions, and on this machine) nice
+only ranks processes within one session; a nice-19 process started from another shell competes as an equal.
+Here, nice-19 processes of other sessions took 55-75% of a CPU each against a nice-0 training's 33%, and a
+two-thread training that had counted them as yielding (by their CPU time) fell to 88-530 img/s from 2,200,
+where one thread kept ~1,600.
 """
 
 from __future__ import annotations
