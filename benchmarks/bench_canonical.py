@@ -99,11 +99,12 @@ def synchronize(device: torch.device) -> None:
 
 
 def experiment_for(bench: BenchConfig) -> ExperimentConfig:
-    """The default experiment with only the shape, widths and batch size replaced, re-validated (the device is
-    no part of an experiment: each contender is given it)."""
+    """The default experiment with only the shape, widths and batch size replaced, and no labels, re-validated (the
+    device is no part of an experiment: each contender is given it)."""
     raw = load_experiment(DEFAULT_EXPERIMENT).model_dump(mode="json")
     raw["dataset"].update(image_size=bench.image_size, channels=bench.channels)
-    raw["model"].update(g_width=bench.width, d_width=bench.width)  # z_dim stays the experiment's 100
+    # z_dim stays the experiment's 100; unconditional, as the canonical DCGAN is (the default experiment uses labels)
+    raw["model"].update(g_width=bench.width, d_width=bench.width, conditional=False, auxiliary_classifier=False)
     raw["training"].update(batch_size=bench.batch_size)
     return parse_experiment(raw, origin=f"{DEFAULT_EXPERIMENT} + {bench.name}")
 
