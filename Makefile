@@ -7,6 +7,10 @@ EXPERIMENT ?= experiments/digits-dcgan.yaml
 # Empty: GAN_DEVICE from the environment, else auto.
 DEVICE ?=
 DEVICE_FLAG := $(if $(DEVICE),--device $(DEVICE))
+# Training processes (torchrun ranks through Dagster Pipes; one per GPU): `make run NPROC=2`. Empty: GAN_TRAIN_NPROC
+# from the environment, else training in the Dagster step's own process.
+NPROC ?=
+NPROC_FLAG := $(if $(NPROC),--nproc $(NPROC))
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 
 THREE_GAMES := experiments/digits-dcgan.yaml experiments/digits-minimax.yaml experiments/digits-maximum-likelihood.yaml
@@ -27,7 +31,7 @@ $(DAGSTER_HOME)/dagster.yaml: pipelines/dagster.yaml
 	cp pipelines/dagster.yaml $@
 
 run: install $(DAGSTER_HOME)/dagster.yaml
-	$(PY) -m pipelines.run_experiment $(EXPERIMENT) $(DEVICE_FLAG)
+	$(PY) -m pipelines.run_experiment $(EXPERIMENT) $(DEVICE_FLAG) $(NPROC_FLAG)
 
 # Mode-collapse benchmark on PacGAN's ring8 / grid25 (one JSON line per configuration): ONLY='ring8/*' for a subset.
 ONLY ?= *
