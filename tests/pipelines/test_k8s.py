@@ -6,7 +6,6 @@ import warnings
 
 import dagster as dg
 import pytest
-import yaml
 
 warnings.filterwarnings("ignore", message="Found version mismatch between `dagster-shared`")
 dagster_k8s = pytest.importorskip("dagster_k8s", reason="the `k8s` extra (dagster-k8s) is not installed")
@@ -14,10 +13,9 @@ dagster_k8s = pytest.importorskip("dagster_k8s", reason="the `k8s` extra (dagste
 from dagster_k8s.client import DagsterK8sError, DagsterKubernetesClient  # noqa: E402
 from dagster_pipes import decode_param  # noqa: E402
 
-from gan_assets.experiment import experiments_partitions  # noqa: E402
 from gan_assets.trainer_k8s import TrainerPod, pod_spec, run_in_pod  # noqa: E402
 from pipelines.k8s import build_k8s_definitions  # noqa: E402
-from tests.conftest import TINY_EXPERIMENT  # noqa: E402
+from tests.conftest import TINY_EXPERIMENT, experiment_instance  # noqa: E402
 
 IMAGE = "registry.example/gan-assets:1"
 
@@ -48,13 +46,10 @@ def cluster(monkeypatch):
 
 
 def test_gan_checkpoints_asks_for_the_intended_trainer_pod(tmp_path, cluster):
-    (tmp_path / "experiments").mkdir()
-    (tmp_path / "experiments" / "tiny.yaml").write_text(yaml.safe_dump(TINY_EXPERIMENT))
+    instance = experiment_instance(tmp_path / "experiments", "tiny", TINY_EXPERIMENT)
     env = {"GAN_STORAGE_ROOT": str(tmp_path / "store"), "GAN_EXPERIMENTS_DIR": str(tmp_path / "experiments"),
            "GAN_K8S_IMAGE": IMAGE, "GAN_K8S_GPUS": "4", "GAN_K8S_RUNS_CLAIM": "gan-runs", "GAN_K8S_NAMESPACE": "gan"}
     defs = build_k8s_definitions(env)
-    instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(experiments_partitions.name, ["tiny"])
     result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
         instance=instance, partition_key="tiny", raise_on_error=False,
         asset_selection=[dg.AssetKey(k) for k in ("dataset", "reference_batch", "gan_checkpoints")])
