@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,7 @@ def write_status(launch_dir: Path, rank: int, **status: Any) -> None:
     launch_dir.mkdir(parents=True, exist_ok=True)
     path = launch_dir / STATUS_FILE.format(rank=rank)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"rank": rank, **status}))
+    tmp.write_text(json.dumps({"rank": rank, "time": time.time(), **status}))
     tmp.replace(path)
 
 

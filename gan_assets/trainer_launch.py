@@ -102,9 +102,9 @@ def train_elsewhere(context: dg.AssetExecutionContext, launch: TrainerLaunch, co
 
 
 def rank_errors(launch_dir: Path) -> str:
-    """The failed ranks' own messages, rank by rank."""
+    """The failed ranks' own messages, the first failure first (the others often only lost their peer)."""
     statuses = [json.loads(path.read_text()) for path in sorted(launch_dir.glob(STATUS_FILE.format(rank="*")))]
-    errors = [s["error"] for s in sorted(statuses, key=lambda s: s["rank"]) if s.get("status") == "failed"]
+    errors = [s["error"] for s in sorted(statuses, key=lambda s: s["time"]) if s.get("status") == "failed"]
     return "; ".join(errors) or "no rank left an error message (killed by a signal or out of memory? see its stderr)"
 
 

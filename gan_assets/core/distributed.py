@@ -52,7 +52,12 @@ def rank_device(name: str, local_rank: int) -> torch.device:
     """The deployment's device (auto, cpu, cuda, cuda:N) for one rank: any CUDA choice means this node's GPU
     number LOCAL_RANK, one GPU per rank."""
     device = resolve_device(name)
-    return torch.device("cuda", local_rank) if device.type == "cuda" else device
+    if device.type != "cuda":
+        return device
+    if local_rank >= torch.cuda.device_count():
+        raise ValueError(f"rank {local_rank} has no GPU of its own: this machine has {torch.cuda.device_count()} CUDA "
+                         f"device(s); start at most that many ranks per node (GAN_TRAIN_NPROC, nproc_per_node)")
+    return torch.device("cuda", local_rank)
 
 
 class DataParallel:
