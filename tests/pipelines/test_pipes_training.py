@@ -78,7 +78,8 @@ def test_switching_back_to_in_process_keeps_the_run_and_its_data_version(world, 
     assert in_process.success
     [again] = in_process.asset_materializations_for_node("gan_checkpoints")
     assert again.metadata["run_dir"].value == by_ranks.metadata["run_dir"].value  # same run key
-    assert again.tags["dagster/data_version"] == by_ranks.tags["dagster/data_version"]  # resumed the finished run: nothing retrained
+    # it resumed the finished run: nothing retrained
+    assert again.tags["dagster/data_version"] == by_ranks.tags["dagster/data_version"]
 
 
 def test_a_trainer_that_exits_0_without_reporting_fails_the_asset(world, monkeypatch):
