@@ -58,7 +58,7 @@ test: install
 	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -q
 
 ui: install $(DAGSTER_HOME)/dagster.yaml
-	$(if $(DEVICE),GAN_DEVICE=$(DEVICE)) $(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+	$(if $(DEVICE),GAN_DEVICE=$(DEVICE)) $(if $(NPROC),GAN_TRAIN_NPROC=$(NPROC)) $(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 
 clean-data:
 	rm -rf data/experiments data/dagster_home
