@@ -7,6 +7,10 @@ EXPERIMENT ?= experiments/digits-dcgan.yaml
 # Empty: GAN_DEVICE from the environment, else auto.
 DEVICE ?=
 DEVICE_FLAG := $(if $(DEVICE),--device $(DEVICE))
+# Training processes (torchrun ranks through Dagster Pipes; one per GPU): `make run NPROC=2`. Empty: GAN_TRAIN_NPROC
+# from the environment, else training in the Dagster step's own process.
+NPROC ?=
+NPROC_FLAG := $(if $(NPROC),--nproc $(NPROC))
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 
 THREE_GAMES := experiments/digits-dcgan.yaml experiments/digits-minimax.yaml experiments/digits-maximum-likelihood.yaml
@@ -27,7 +31,7 @@ $(DAGSTER_HOME)/dagster.yaml: pipelines/dagster.yaml
 	cp pipelines/dagster.yaml $@
 
 run: install $(DAGSTER_HOME)/dagster.yaml
-	$(PY) -m pipelines.run_experiment $(EXPERIMENT) $(DEVICE_FLAG)
+	$(PY) -m pipelines.run_experiment $(EXPERIMENT) $(DEVICE_FLAG) $(NPROC_FLAG)
 
 # Mode-collapse benchmark on PacGAN's ring8 / grid25 (one JSON line per configuration): ONLY='ring8/*' for a subset.
 ONLY ?= *
@@ -54,7 +58,7 @@ test: install
 	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -q
 
 ui: install $(DAGSTER_HOME)/dagster.yaml
-	$(if $(DEVICE),GAN_DEVICE=$(DEVICE)) $(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+	$(if $(DEVICE),GAN_DEVICE=$(DEVICE)) $(if $(NPROC),GAN_TRAIN_NPROC=$(NPROC)) $(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 
 clean-data:
 	rm -rf data/experiments data/dagster_home

@@ -6,14 +6,13 @@ import pandas as pd
 import pyarrow as pa
 
 from gan_assets.core.config import ExperimentConfig
-from gan_assets.core.guards import d_domination, weights_are_finite
 from gan_assets.core.images import ImageSet, PointSet, decode_table, rows_by_id
 from gan_assets.core.plots import render_loss_curves_png
 from gan_assets.core.png import markdown_png
 from gan_assets.core.reference import from_table as reference_from_table
-from gan_assets.core.run import ModeCentres, RunManifest
+from gan_assets.core.run import ModeCentres
+from gan_assets.core.run_report import RunReport, run_report
 from gan_assets.core.sources.mixtures import modes_of
-from gan_assets.core.training_loop import STAT_NAMES
 from gan_assets.core.training_run import FAKE_LABEL_WARNING, RunInputs, run_key, train_run
 from gan_assets.device import TorchDevice
 from gan_assets.experiment import (
@@ -24,6 +23,7 @@ from gan_assets.experiment import (
     load_config,
     observed_versions,
 )
+from gan_assets.trainer_launch import TrainerLaunch, train_elsewhere
 from gan_assets.ui_images import served_image
 
 CODE_VERSION = "2"  # 2: the G step reuses the D step's fakes; bf16 autocast where it is fast
@@ -47,9 +47,10 @@ class TrainingRun(dg.Config):
           code_version=CODE_VERSION, group_name="gan", pool="gpu",
           kinds={"pytorch", "safetensors"}, check_specs=CHECKS)
 def gan_checkpoints(context: dg.AssetExecutionContext, config: TrainingRun, store: ExperimentStore,
-                    torch_device: TorchDevice, dataset: pa.Table, reference_batch: pa.Table):
+                    torch_device: TorchDevice, trainer_launch: TrainerLaunch, dataset: pa.Table, reference_batch: pa.Table):
     """Train (or resume) the run keyed by config + upstream data; the manifest lists its checkpoints.
-    The device comes from the deployment (`torch_device`), never from the run key: it does not change the run."""
+    The device and the launch (in process, or torchrun ranks through Dagster Pipes: `trainer_launch`) come from
+    the deployment, never from the run key: they do not change the run."""
     run_options, config = config, load_config(context, store)
     data, reference = decode_table(dataset), reference_from_table(reference_batch)
     upstream = {"dataset": data.content_hash(), "reference_batch": reference.content_hash()}
@@ -64,21 +65,24 @@ def gan_checkpoints(context: dg.AssetExecutionContext, config: TrainingRun, stor
                        reference_images=data.examples[rows_by_id(data, reference.ids)],
                        reference_labels=reference.labels, reference_z=reference.z,
                        modes=point_modes(data), class_names=data.class_names)
-    manifest = train_run(config, inputs, run_dir, device=torch_device.name, log=context.log.info)
-    history = manifest.history_frame()
+    if trainer_launch.mode == "in_process":
+        manifest = train_run(config, inputs, run_dir, device=torch_device.name, log=context.log.info)
+        report = run_report(manifest)
+    else:  # the same train_run in torchrun's ranks; rank 0 computes the same report and sends it through Pipes
+        manifest, report = train_elsewhere(context, trainer_launch, config.record(), inputs, run_dir, torch_device.name)
     # what this training was computed from, for the retrain schedule's staleness test
     inputs = {f"config/{k}": v for k, v in observed_versions(context).items()} | upstream
-    metadata = {**loss_chart(context, history), **training_metadata(manifest, history, config),
+    metadata = {**loss_chart(context, manifest.history_frame()), **training_metadata(report, config),
                 "input_versions": dg.MetadataValue.json(inputs)}
-    finite, facts = weights_are_finite(manifest)
+    finite, facts = report.checks["finite_weights"].passed, report.checks["finite_weights"].facts
     if not finite:  # never stored as the asset's value, so no later run can score it
         raise dg.Failure(f"non-finite weights in {facts['first']} of {manifest.run_dir}; retrain with fresh_run",
                          metadata=facts)
-    yield dg.Output(manifest, data_version=dg.DataVersion(manifest.latest.generator_sha256), metadata=metadata)
+    yield dg.Output(manifest, data_version=dg.DataVersion(report.data_version), metadata=metadata)
     yield dg.AssetCheckResult(check_name="finite_weights", passed=finite, metadata=facts)
-    balanced, facts = d_domination(history)
-    yield dg.AssetCheckResult(check_name="d_domination", passed=balanced, severity=dg.AssetCheckSeverity.WARN,
-                              metadata=facts)
+    balanced = report.checks["d_domination"]
+    yield dg.AssetCheckResult(check_name="d_domination", passed=balanced.passed, severity=dg.AssetCheckSeverity.WARN,
+                              metadata=balanced.facts)
 
 
 def point_modes(data: ImageSet | PointSet) -> ModeCentres | None:
@@ -98,14 +102,6 @@ def loss_chart(context: dg.AssetExecutionContext, history: pd.DataFrame) -> dict
         "loss_curves": dg.MetadataValue.md(markdown_png(png, "losses"))}
 
 
-def training_metadata(manifest: RunManifest, history: pd.DataFrame, config: ExperimentConfig) -> dict:
-    last, timing = history.iloc[-1], manifest.timing
-    return {
-        "run_dir": dg.MetadataValue.path(str(manifest.run_dir)),
-        "checkpoints": len(manifest.checkpoints),
-        "steps_per_second": timing.steps_per_second if timing else float("nan"),
-        "images_per_second": timing.images_per_second if timing else float("nan"),
-        "device": manifest.device,
-        **{f"final_{name}": float(last[name]) for name in STAT_NAMES},
-        **config_metadata(config),
-    }
+def training_metadata(report: RunReport, config: ExperimentConfig) -> dict:
+    """The run's facts (core/run_report.py: the same in process and from the trainer's rank 0) and its config."""
+    return {**report.facts, "run_dir": dg.MetadataValue.path(report.facts["run_dir"]), **config_metadata(config)}

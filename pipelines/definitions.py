@@ -22,6 +22,7 @@ from gan_assets.gan_checkpoints import gan_checkpoints
 from gan_assets.leaderboard import leaderboard
 from gan_assets.reference_batch import reference_batch
 from gan_assets.sample_gallery import sample_gallery
+from gan_assets.trainer_launch import TrainerLaunch, launch_from_env
 from gan_assets.tutorial import cost_response_curves, divergence_fits
 from pipelines.automation import automated, automation_sensor, train_new_experiments_by_default
 from pipelines.io_manager import ExperimentIOManager
@@ -45,10 +46,12 @@ observe_config_job = dg.define_asset_job("observe_config", selection=dg.AssetSel
 
 
 def build_definitions(storage_root: str | Path, experiments_dir: str | Path,
-                      train_new_experiments: bool | None = None, *, device: str | None = None) -> dg.Definitions:
+                      train_new_experiments: bool | None = None, *, device: str | None = None,
+                      trainer: TrainerLaunch | None = None) -> dg.Definitions:
     """`train_new_experiments` (default: `GAN_TRAIN_NEW_EXPERIMENTS`, off): whether automation trains a new
     experiment file by itself, or waits for a click (see pipelines/automation.py). `device` (default:
-    `GAN_DEVICE`, auto): the `torch_device` resource training runs on, a setting of this deployment."""
+    `GAN_DEVICE`, auto): the `torch_device` resource training runs on, a setting of this deployment. `trainer`
+    (default: `GAN_TRAIN_NPROC`, in process): how training is launched (gan_assets/trainer_launch.py)."""
     store = ExperimentStore(experiments_dir=str(experiments_dir), storage_root=str(storage_root))
     torch_device = TorchDevice(name=device or device_from_env())
     if train_new_experiments is None:
@@ -59,7 +62,7 @@ def build_definitions(storage_root: str | Path, experiments_dir: str | Path,
         jobs=[experiment_job, observe_config_job],
         sensors=[experiment_files_sensor, config_change_sensor, automation_sensor, dead_run_sensor],
         schedules=[weekly_retrain, force_retrain_schedule(forced_experiments)],
-        resources={"store": store, "torch_device": torch_device,
+        resources={"store": store, "torch_device": torch_device, "trainer_launch": trainer or launch_from_env(),
                    "io_manager": ExperimentIOManager(root=str(storage_root))},
     )
 

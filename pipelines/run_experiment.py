@@ -24,6 +24,7 @@ from gan_assets.core.config import ConfigError, load_experiment
 from gan_assets.core.training_loop import DEVICE_SETTING, resolve_device
 from gan_assets.device import device_from_env
 from gan_assets.experiment import ExperimentKeyError, check_experiment_key, experiments_partitions
+from gan_assets.trainer_launch import NPROC_SETTING, launch_from_env
 from pipelines.recovery import HOST_TAG, recover_dead_runs
 
 STAGES = ("dataset", "reference_batch", "evaluator", "gan_checkpoints", "checkpoint_scores", "sample_gallery")
@@ -89,11 +90,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verbose", action="store_true", help="show Dagster's DEBUG events too")
     parser.add_argument("--device", help=f"torch device for this run: auto, cpu, cuda, cuda:N (sets {DEVICE_SETTING}; "
                                          f"default: {DEVICE_SETTING}, else auto)")
+    parser.add_argument("--nproc", type=int, help=f"train with this many torchrun ranks through Dagster Pipes (sets "
+                                                  f"{NPROC_SETTING}; default: {NPROC_SETTING}, else in process)")
     args = parser.parse_args(argv)
+    if args.nproc is not None:  # likewise: the definitions read it as the trainer_launch resource
+        os.environ[NPROC_SETTING] = str(args.nproc)
     if args.device:  # through the environment, so build_definitions and any run subprocess see the same device
         os.environ[DEVICE_SETTING] = args.device
     try:
         resolve_device(device_from_env())  # a device this machine lacks fails here, before any work
+        launch_from_env()  # so does a bad number of ranks
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -50,3 +50,17 @@ def experiments_dir(tmp_path) -> Path:
 @pytest.fixture
 def storage_root(tmp_path) -> Path:
     return tmp_path / "store"
+
+
+def experiment_instance(experiments_dir: Path, key: str, raw: dict):
+    """`raw` written as `experiments_dir/<key>.yaml`, and an ephemeral Dagster instance with `key` registered as an
+    experiment partition: what a test needs before it materializes that experiment."""
+    import dagster as dg
+
+    from gan_assets.experiment import experiments_partitions
+
+    experiments_dir.mkdir(parents=True, exist_ok=True)
+    (experiments_dir / f"{key}.yaml").write_text(yaml.safe_dump(raw))
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(experiments_partitions.name, [key])
+    return instance

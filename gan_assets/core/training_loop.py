@@ -43,6 +43,9 @@ class GanState:
     num_classes: int = 1  # classes of the dataset: fake labels for a conditional G are uniform over them
     step: int = 0
     compute_dtype: torch.dtype | None = None  # bf16: both players' forwards under autocast; None: fp32
+    # Data parallel (core/distributed.py): every rank draws the whole global batch from the same stream and
+    # keeps these rows of it. None: all rows, one process.
+    rows: slice | None = None
 
 
 @dataclass
@@ -141,8 +144,11 @@ class TrainingData:
         return self.images.device
 
 
-def sample_real(data: TrainingData, batch_size: int, rng: torch.Generator) -> tuple[Tensor, Tensor]:
+def sample_real(data: TrainingData, batch_size: int, rng: torch.Generator,
+                rows: slice | None = None) -> tuple[Tensor, Tensor]:
     index = torch.randint(len(data.images), (batch_size,), device=data.device, generator=rng)
+    if rows is not None:  # this rank's shard of the global batch
+        index = index[rows]
     return model_input(data.images[index]), data.labels[index]
 
 
@@ -150,6 +156,8 @@ def sample_fake(state: GanState, batch_size: int, device: torch.device) -> tuple
     """(z, y): prior samples and uniform class labels (ignored by an unconditional G)."""
     z = torch.randn(batch_size, state.generator.z_dim, device=device, generator=state.rng)
     y = torch.randint(state.num_classes, (batch_size,), device=device, generator=state.rng)
+    if state.rows is not None:  # this rank's shard of the global batch
+        return z[state.rows], y[state.rows]
     return z, y
 
 
@@ -198,7 +206,7 @@ def d_update(state: GanState, data: TrainingData, config: TrainingConfig,
     """One D step. With `keep_fakes`, G's forward keeps its graph and the fakes are returned, so the G step
     that follows reuses them (the DCGAN example's loop: one G forward per iteration, not two)."""
     device = data.device
-    real = sample_real(data, config.batch_size, state.rng)
+    real = sample_real(data, config.batch_size, state.rng, state.rows)
     z, y_fake = sample_fake(state, config.batch_size, device)
     with torch.set_grad_enabled(keep_fakes), _autocast(state, device):
         fake = state.generator(z, y_fake)
@@ -231,7 +239,7 @@ def alternating_step(state: GanState, data: TrainingData, config: TrainingConfig
 def simultaneous_step(state: GanState, data: TrainingData, config: TrainingConfig) -> Tensor:
     """Both players' gradients come from the same parameters before either moves (§3.1)."""
     device = data.device
-    real = sample_real(data, config.batch_size, state.rng)
+    real = sample_real(data, config.batch_size, state.rng, state.rows)
     z, y_fake = sample_fake(state, config.batch_size, device)
     with _autocast(state, device):
         fake = state.generator(z, y_fake)

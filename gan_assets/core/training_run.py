@@ -12,7 +12,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import pandas as pd
@@ -36,6 +36,9 @@ from gan_assets.core.training_loop import (
     resolve_precision,
     train,
 )
+
+if TYPE_CHECKING:
+    from gan_assets.core.distributed import DataParallel
 
 # §4.2: with a fake target β > 0 the optimal D peaks where p_model has spurious modes.
 FAKE_LABEL_WARNING = ("training.fake_label = {beta} > 0 smooths the fake side: D* = ((1-α)p_data + β p_model) / "
@@ -95,9 +98,10 @@ def _device_data(inputs: RunInputs, device: torch.device) -> TrainingData:
 
 
 def train_run(config: ExperimentConfig, inputs: RunInputs, run_dir: Path, *, device: str = "auto",
-              log: Callable[[str], None] = print) -> RunManifest:
+              log: Callable[[str], None] = print, parallel: DataParallel | None = None) -> RunManifest:
     """Train (or resume) the run in `run_dir` on `device` (auto, cpu, cuda, cuda:N: the deployment's choice, no
-    part of the config or the run key); return its final manifest."""
+    part of the config or the run key); return its final manifest. With `parallel` this process is one rank of a
+    data-parallel run (core/distributed.py): only rank 0 writes to `run_dir`."""
     if config.training.fake_label > 0:
         log(FAKE_LABEL_WARNING.format(beta=config.training.fake_label))
     adapt_to_load()  # as many threads as there are CPUs free now
@@ -124,8 +128,11 @@ def train_run(config: ExperimentConfig, inputs: RunInputs, run_dir: Path, *, dev
         log(f"step {step}/{config.training.steps} " + " ".join(f"{k} {v:.4f}" for k, v in stats.items() if k != "step")
             + progress_rate(step - first_step, config.training.steps - step, time.perf_counter() - started))
 
-    report = train(state, data, config.training, TrainingCallbacks(progress=on_progress, checkpoint=on_checkpoint))
-    if report.steps_done:
+    callbacks = TrainingCallbacks(progress=on_progress, checkpoint=on_checkpoint)
+    if parallel is not None:
+        callbacks = parallel.attach(state, config.training.batch_size, callbacks)
+    report = train(state, data, config.training, callbacks)
+    if report.steps_done and (parallel is None or parallel.is_leader):
         images_per_second = report.steps_per_second * config.training.batch_size * config.training.d_steps
         manifest = manifest.with_timing(RunTiming(steps=report.steps_done, seconds=report.seconds,
                                                   steps_per_second=report.steps_per_second,

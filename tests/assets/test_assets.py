@@ -16,6 +16,7 @@ from gan_assets.core.images import from_table
 from gan_assets.core.reference import from_table as reference_from_table
 from gan_assets.dataset import dataset
 from gan_assets.device import TorchDevice
+from gan_assets.trainer_launch import TrainerLaunch
 from gan_assets.evaluator import evaluator
 from gan_assets.experiment import ExperimentStore, experiments_partitions
 from gan_assets.gan_checkpoints import TrainingRun, gan_checkpoints
@@ -54,7 +55,8 @@ def upstream(store):
     reference = reference_batch(context(), store=store, dataset=data.value)
     model_output, check = list(evaluator(context(), store=store, dataset=data.value))
     checkpoints, *training_checks = gan_checkpoints(context(), config=TrainingRun(), store=store,
-                                                    torch_device=TorchDevice(name="cpu"), dataset=data.value,
+                                                    torch_device=TorchDevice(name="cpu"), trainer_launch=TrainerLaunch(),
+                                                    dataset=data.value,
                                                     reference_batch=reference.value)
     assert {c.check_name: c.passed for c in training_checks} == {"finite_weights": True, "d_domination": True}
     return data, reference, model_output, check, checkpoints

@@ -155,7 +155,7 @@ def test_non_finite_weights_are_never_stored_and_keep_evaluation_from_running(tm
     from tests.conftest import TINY_EXPERIMENT
 
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY_EXPERIMENT))
-    monkeypatch.setattr("gan_assets.gan_checkpoints.weights_are_finite",
+    monkeypatch.setattr("gan_assets.core.run_report.weights_are_finite",
                         lambda manifest: (False, {"non_finite_tensors": 1, "first": ["step_000020.generator:w"]}))
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(experiments_partitions.name, ["tiny"])

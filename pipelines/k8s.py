@@ -1,0 +1,51 @@
+"""The code location for a Kubernetes cluster: the same assets, with `gan_checkpoints` training in a GPU pod.
+
+`dagster dev -m pipelines.k8s` (or the code-location server of a dagster-k8s Helm deployment) loads these
+definitions. Only the `trainer_launch` resource differs from pipelines/definitions.py: mode `k8s`, so
+`PipesK8sClient` (dagster-k8s, the `k8s` extra) starts one pod per training, running
+`torchrun --standalone --nproc-per-node <GPUs>` on `python -m gan_assets.pipes_trainer`, with the GPUs as
+`nvidia.com/gpu` limits and the run directory's PersistentVolumeClaim mounted at the storage root. The other
+assets run in the Dagster step's process (or pod, with dagster-k8s' `K8sRunLauncher`), which must mount the
+same claim at the same path. Settings (environment of the code location):
+
+  GAN_K8S_IMAGE        the trainer image: this project installed with a CUDA torch (default gan-assets:latest)
+  GAN_K8S_RUNS_CLAIM   a ReadWriteMany PVC holding the storage root (default gan-runs)
+  GAN_STORAGE_ROOT     where that claim is mounted, in every pod (default /data)
+  GAN_K8S_GPUS         GPUs of the trainer pod, one rank each (default 1; 0: a CPU pod, gloo ranks)
+  GAN_K8S_NAMESPACE    the trainer pod's namespace (default: Dagster's own, else default)
+  GAN_EXPERIMENTS_DIR  the experiment files (default /data/experiments)
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import dagster as dg
+
+from gan_assets.trainer_k8s import TrainerPod
+from gan_assets.trainer_launch import TrainerLaunch
+from pipelines.definitions import build_definitions
+
+# dagster-k8s 0.29.28 (dagster 1.13.28's) is not published yet; 0.29.27 works with it but warns at import.
+warnings.filterwarnings("ignore", message="Found version mismatch between `dagster-shared`")
+
+
+def k8s_trainer_launch(image: str, volume_claim: str, mount_path: str, gpus: int = 1, namespace: str | None = None,
+                       max_restarts: int = 0) -> TrainerLaunch:
+    return TrainerLaunch(mode="k8s", max_restarts=max_restarts,
+                         pod=TrainerPod(image=image, volume_claim=volume_claim, mount_path=mount_path, gpus=gpus,
+                                        namespace=namespace))
+
+
+def build_k8s_definitions(environ=os.environ) -> dg.Definitions:
+    storage_root = environ.get("GAN_STORAGE_ROOT", "/data")
+    launch = k8s_trainer_launch(image=environ.get("GAN_K8S_IMAGE", "gan-assets:latest"),
+                                volume_claim=environ.get("GAN_K8S_RUNS_CLAIM", "gan-runs"), mount_path=storage_root,
+                                gpus=int(environ.get("GAN_K8S_GPUS", "1")), namespace=environ.get("GAN_K8S_NAMESPACE"))
+    experiments = environ.get("GAN_EXPERIMENTS_DIR", str(Path(storage_root) / "experiments"))
+    return build_definitions(storage_root, experiments, device=environ.get("GAN_DEVICE", "auto"), trainer=launch)
+
+
+defs = build_k8s_definitions()

@@ -1,0 +1,89 @@
+"""The Kubernetes configuration without a cluster: pipelines/k8s.py loads, and the pod that `gan_checkpoints`
+really asks for (captured from PipesK8sClient's call to the Kubernetes API) has the image, the torchrun command,
+the GPU limits and the run-directory volume intended. Needs the `k8s` extra (dagster-k8s)."""
+
+import warnings
+
+import dagster as dg
+import pytest
+
+warnings.filterwarnings("ignore", message="Found version mismatch between `dagster-shared`")
+dagster_k8s = pytest.importorskip("dagster_k8s", reason="the `k8s` extra (dagster-k8s) is not installed")
+
+from dagster_k8s.client import DagsterK8sError, DagsterKubernetesClient  # noqa: E402
+from dagster_pipes import decode_param  # noqa: E402
+
+from gan_assets.trainer_k8s import TrainerPod, pod_spec, run_in_pod  # noqa: E402
+from pipelines.k8s import build_k8s_definitions  # noqa: E402
+from tests.conftest import TINY_EXPERIMENT, experiment_instance  # noqa: E402
+
+IMAGE = "registry.example/gan-assets:1"
+
+
+class FakeCluster:
+    """The Kubernetes API as PipesK8sClient uses it: pods are recorded, and none ever runs."""
+
+    def __init__(self):
+        self.created, self.deleted = [], []
+        self.core_api = self
+
+    def create_namespaced_pod(self, namespace, body):
+        self.created.append((namespace, body))
+
+    def delete_namespaced_pod(self, name, namespace):
+        self.deleted.append(name)
+
+    def wait_for_pod(self, *args, **kwargs):
+        raise DagsterK8sError("no cluster in this test: the pod never ran")
+
+
+@pytest.fixture
+def cluster(monkeypatch):
+    fake = FakeCluster()
+    monkeypatch.setattr(DagsterKubernetesClient, "production_client", staticmethod(lambda *a, **k: fake))
+    monkeypatch.setattr(dagster_k8s.PipesK8sClient, "_load_k8s_config", lambda self: None)
+    return fake
+
+
+def test_gan_checkpoints_asks_for_the_intended_trainer_pod(tmp_path, cluster):
+    instance = experiment_instance(tmp_path / "experiments", "tiny", TINY_EXPERIMENT)
+    env = {"GAN_STORAGE_ROOT": str(tmp_path / "store"), "GAN_EXPERIMENTS_DIR": str(tmp_path / "experiments"),
+           "GAN_K8S_IMAGE": IMAGE, "GAN_K8S_GPUS": "4", "GAN_K8S_RUNS_CLAIM": "gan-runs", "GAN_K8S_NAMESPACE": "gan"}
+    defs = build_k8s_definitions(env)
+    result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        instance=instance, partition_key="tiny", raise_on_error=False,
+        asset_selection=[dg.AssetKey(k) for k in ("dataset", "reference_batch", "gan_checkpoints")])
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "the trainer pod failed: no cluster in this test" in str(failure.event_specific_data.error)
+
+    [(namespace, pod)] = cluster.created
+    assert namespace == "gan" and cluster.deleted == [pod.metadata.name]
+    [container] = pod.spec.containers
+    assert container.image == IMAGE
+    assert container.command == ["python", "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "4",
+                                 "--max-restarts", "0", "-m", "gan_assets.pipes_trainer"]
+    assert container.resources.limits == {"nvidia.com/gpu": "4"}
+    assert [(m.name, m.mount_path) for m in container.volume_mounts] == [("runs", str(tmp_path / "store")),
+                                                                         ("dshm", "/dev/shm")]
+    runs, shm = pod.spec.volumes
+    assert runs.persistent_volume_claim.claim_name == "gan-runs" and shm.empty_dir.medium == "Memory"
+    assert pod.spec.restart_policy == "Never"
+    # the Pipes context the pod receives: the run directory and inputs on the mounted claim
+    env_vars = {e.name: e.value for e in container.env}
+    extras = decode_param(env_vars["DAGSTER_PIPES_CONTEXT"])["data"]["extras"]
+    assert extras["run_dir"].startswith(str(tmp_path / "store" / "experiments" / "tiny" / "runs"))
+    assert extras["inputs"] == extras["run_dir"] + "/launch/inputs.npz" and extras["device"] == "auto"
+    assert extras["config"]["training"]["batch_size"] == TINY_EXPERIMENT["training"]["batch_size"]
+
+
+def test_a_cpu_pod_requests_cpu_and_memory_and_no_gpu():
+    spec = pod_spec(TrainerPod(image=IMAGE, volume_claim="c", mount_path="/data", gpus=0, cpu="4", memory="8Gi",
+                               node_selector={"pool": "cpu"}))
+    resources = spec["containers"][0]["resources"]
+    assert resources == {"limits": {"cpu": "4", "memory": "8Gi"}, "requests": {"cpu": "4", "memory": "8Gi"}}
+    assert spec["node_selector"] == {"pool": "cpu"}
+
+
+def test_k8s_mode_without_a_pod_names_what_is_missing():
+    with pytest.raises(ValueError, match="needs its `pod` .* see pipelines/k8s.py"):
+        run_in_pod(None, None, ["python"], {})
