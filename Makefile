@@ -22,7 +22,13 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q kubernetes google-auth
+	$(PY) -m pip install -q --no-deps "dagster-k8s==$$($(PY) -c "$$K8S_SERIES")"
 	touch $@
+
+# dagster-k8s for Kubernetes (pipelines/k8s.py, tests/pipelines/test_k8s.py): the newest release of the series that goes
+# with the installed dagster (0.X+16.* for 1.X.*), without letting it pin dagster back (see pyproject.toml).
+export K8S_SERIES := import dagster; print(f"0.{int(dagster.__version__.split('.')[1]) + 16}.*")
 
 install: $(VENV)/.installed
 

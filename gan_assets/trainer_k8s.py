@@ -1,5 +1,5 @@
-"""The trainer in a Kubernetes pod (`trainer_launch` mode `k8s`): `PipesK8sClient` from dagster-k8s (the `k8s`
-extra) starts one pod running torchrun with one rank per GPU it requests, and reads rank 0's Pipes messages from
+"""The trainer in a Kubernetes pod (`trainer_launch` mode `k8s`): `PipesK8sClient` from dagster-k8s (installed by
+`make install`) starts one pod running torchrun with one rank per GPU it requests, and reads rank 0's Pipes messages from
 the pod's logs.
 
 The pod must see the run directory at the path the asset's own process sees it: the storage root
@@ -54,7 +54,7 @@ def run_in_pod(context: dg.AssetExecutionContext, pod: TrainerPod | None, comman
     if pod is None:
         raise ValueError("trainer_launch mode 'k8s' needs its `pod` (image, volume_claim, mount_path): "
                          "see pipelines/k8s.py")
-    from dagster_k8s import PipesK8sClient  # the `k8s` extra: only a cluster deployment needs it
+    from dagster_k8s import PipesK8sClient  # imported here: only a cluster deployment needs it
     from dagster_k8s.client import DagsterK8sError
 
     try:

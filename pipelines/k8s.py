@@ -2,7 +2,7 @@
 
 `dagster dev -m pipelines.k8s` (or the code-location server of a dagster-k8s Helm deployment) loads these
 definitions. Only the `trainer_launch` resource differs from pipelines/definitions.py: mode `k8s`, so
-`PipesK8sClient` (dagster-k8s, the `k8s` extra) starts one pod per training, running
+`PipesK8sClient` (dagster-k8s, installed by `make install`) starts one pod per training, running
 `torchrun --standalone --nproc-per-node <GPUs>` on `python -m gan_assets.pipes_trainer`, with the GPUs as
 `nvidia.com/gpu` limits and the run directory's PersistentVolumeClaim mounted at the storage root. The other
 assets run in the Dagster step's process (or pod, with dagster-k8s' `K8sRunLauncher`), which must mount the

@@ -1,6 +1,6 @@
 """The Kubernetes configuration without a cluster: pipelines/k8s.py loads, and the pod that `gan_checkpoints`
 really asks for (captured from PipesK8sClient's call to the Kubernetes API) has the image, the torchrun command,
-the GPU limits and the run-directory volume intended. Needs the `k8s` extra (dagster-k8s)."""
+the GPU limits and the run-directory volume intended. Needs dagster-k8s (`make install` installs it)."""
 
 import warnings
 
@@ -8,7 +8,7 @@ import dagster as dg
 import pytest
 
 warnings.filterwarnings("ignore", message="Found version mismatch between `dagster-shared`")
-dagster_k8s = pytest.importorskip("dagster_k8s", reason="the `k8s` extra (dagster-k8s) is not installed")
+dagster_k8s = pytest.importorskip("dagster_k8s", reason="dagster-k8s is not installed (`make install` installs it)")
 
 from dagster_k8s.client import DagsterK8sError, DagsterKubernetesClient  # noqa: E402
 from dagster_pipes import decode_param  # noqa: E402
