@@ -1,5 +1,6 @@
-"""`gan_checkpoints`: DCGAN training (PacGAN's MLPs on 2-D points); checkpoints every N steps, a manifest
-and the loss history."""
+"""`gan_checkpoints`: training of the experiment's model family (`model.family`): the DCGAN (PacGAN's MLPs on 2-D
+points), or a VAE, FVBN or Real NVP (`core/families/`); checkpoints every N steps, a manifest and the loss history.
+The asset key stays `gan_checkpoints` for every family: what later stages read is the run manifest."""
 
 import dagster as dg
 import pandas as pd
@@ -13,7 +14,6 @@ from gan_assets.core.png import markdown_png
 from gan_assets.core.reference import from_table as reference_from_table
 from gan_assets.core.run import ModeCentres, RunManifest
 from gan_assets.core.sources.mixtures import modes_of
-from gan_assets.core.training_loop import STAT_NAMES
 from gan_assets.core.training_run import FAKE_LABEL_WARNING, RunInputs, run_key, train_run
 from gan_assets.device import TorchDevice
 from gan_assets.experiment import (
@@ -106,6 +106,8 @@ def training_metadata(manifest: RunManifest, history: pd.DataFrame, config: Expe
         "steps_per_second": timing.steps_per_second if timing else float("nan"),
         "images_per_second": timing.images_per_second if timing else float("nan"),
         "device": manifest.device,
-        **{f"final_{name}": float(last[name]) for name in STAT_NAMES},
+        "family": manifest.model.family,
+        "train_seconds": round(timing.seconds, 2) if timing else float("nan"),
+        **{f"final_{name}": float(last[name]) for name in history.columns if name != "step"},
         **config_metadata(config),
     }
