@@ -64,7 +64,7 @@ class ConvVAE(nn.Module):
         self.decoder = nn.Sequential(*up, nn.ConvTranspose2d(widths[0], 2 * channels, 4, 2, 1))
 
     def encode(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        x = images.float() / 127.5 - 1.0
+        x = images.to(self.to_code.weight.dtype) / 127.5 - 1.0
         pad = (self.padded - self.shape[1]) // 2
         if pad:
             x = F.pad(x, (pad, pad, pad, pad), value=-1.0)
