@@ -21,6 +21,11 @@ def family_rows(table: pd.DataFrame) -> dict[str, pd.Series]:
     return {family: rows.sort_values("fd").iloc[0] for family, rows in scored.groupby("family")}
 
 
+def _figure(value: float) -> str:
+    """1,474 / 33.2 / 0.352: thousands separated, three significant digits below 100."""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
 def _held(condition: bool) -> str:
     return "held" if condition else "NOT held"
 
@@ -38,14 +43,14 @@ def claim_readings(table: pd.DataFrame) -> list[str]:
         fastest_other = max(v for k, v in rates.items() if k != "fvbn")
         readings.append(
             f"FVBN samples one pixel at a time (a network pass per pixel and channel), so it is the slowest to sample: "
-            f"{rates['fvbn']:.4g} samples/s against {fastest_other:.4g} for the fastest other family "
-            f"({fastest_other / rates['fvbn']:.3g}x): {_held(rates['fvbn'] == min(rates.values()))}.")
+            f"{_figure(rates['fvbn'])} samples/s against {_figure(fastest_other)} for the fastest other family "
+            f"({_figure(fastest_other / rates['fvbn'])}x): {_held(rates['fvbn'] == min(rates.values()))}.")
     if "gan" in rates and len(rates) > 1:
         others = {FAMILY_NAMES[k]: v for k, v in rates.items() if k != "gan"}
         faster = rates["gan"] >= max(others.values())
         readings.append(
-            f"GAN samples in one parallel pass, with no Markov chain: {rates['gan']:.4g} samples/s against "
-            + ", ".join(f"{name} {value:.4g}" for name, value in others.items())
+            f"GAN samples in one parallel pass, with no Markov chain: {_figure(rates['gan'])} samples/s against "
+            + ", ".join(f"{name} {_figure(value)}" for name, value in others.items())
             + f": fastest {_held(faster)}" + ("" if faster else " (a one-pass decoder or flow is as cheap)") + ".")
     if "real_nvp" in rows:
         readings.append(
@@ -56,7 +61,7 @@ def claim_readings(table: pd.DataFrame) -> list[str]:
     if "gan" in rows and len(rows) > 1:
         best = min(rows, key=lambda k: float(rows[k]["fd"]))
         readings.append(
-            f"GANs give the best samples: lowest FD " + ", ".join(f"{FAMILY_NAMES[k]} {float(r['fd']):.4g}"
+            "GANs give the best samples: lowest FD " + ", ".join(f"{FAMILY_NAMES[k]} {_figure(float(r['fd']))}"
                                                                 for k, r in rows.items())
             + f": {_held(best == 'gan')}" + ("" if best == "gan" else f" ({FAMILY_NAMES[best]} lowest)") + ".")
     return readings

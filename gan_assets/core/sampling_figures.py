@@ -51,7 +51,7 @@ def measure_sampling(generator: nn.Module, real_images: Tensor, *, seed: int, to
     rng = torch.Generator().manual_seed(seed + SPEED_SEED_OFFSET)
     labels = (lambda n: torch.arange(n) % generator.num_classes) if generator.conditional else (lambda n: None)
     drawn, seconds, first = 0, 0.0, None
-    while drawn < total and seconds < budget_seconds:
+    while drawn < total and (drawn == 0 or seconds < budget_seconds):  # at least one batch
         n = min(batch, total - drawn)
         z = torch.randn(n, generator.z_dim, generator=rng)
         started = time.perf_counter()
