@@ -31,7 +31,7 @@ CHECKS = [
 
 
 @dg.asset(partitions_def=experiments_partitions, deps=config_deps("evaluation", "seed"),
-          code_version="1", group_name="gan", kinds={"parquet"},
+          code_version="2", group_name="gan", kinds={"parquet"},  # 2: the model family and its sampling figures
           check_specs=CHECKS)
 def checkpoint_scores(context: dg.AssetExecutionContext, store: ExperimentStore, gan_checkpoints: RunManifest,
                       evaluator: Classifier, dataset: pa.Table, reference_batch: pa.Table):

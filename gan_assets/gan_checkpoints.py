@@ -14,7 +14,8 @@ from gan_assets.core.png import markdown_png
 from gan_assets.core.reference import from_table as reference_from_table
 from gan_assets.core.run import ModeCentres, RunManifest
 from gan_assets.core.sources.mixtures import modes_of
-from gan_assets.core.training_run import FAKE_LABEL_WARNING, RunInputs, run_key, train_run
+from gan_assets.core.families.training import train_family_run
+from gan_assets.core.training_run import FAKE_LABEL_WARNING, RunInputs, run_key
 from gan_assets.device import TorchDevice
 from gan_assets.experiment import (
     ExperimentStore,
@@ -64,7 +65,7 @@ def gan_checkpoints(context: dg.AssetExecutionContext, config: TrainingRun, stor
                        reference_images=data.examples[rows_by_id(data, reference.ids)],
                        reference_labels=reference.labels, reference_z=reference.z,
                        modes=point_modes(data), class_names=data.class_names)
-    manifest = train_run(config, inputs, run_dir, device=torch_device.name, log=context.log.info)
+    manifest = train_family_run(config, inputs, run_dir, device=torch_device.name, log=context.log.info)
     history = manifest.history_frame()
     # what this training was computed from, for the retrain schedule's staleness test
     inputs = {f"config/{k}": v for k, v in observed_versions(context).items()} | upstream

@@ -18,7 +18,7 @@ TRAINING_FIGURES = ("train_seconds",)
 
 
 @dg.asset(ins={"checkpoint_scores": dg.AssetIn(partition_mapping=dg.AllPartitionMapping())},
-          code_version="1", group_name="comparison", kinds={"parquet"})  # unpartitioned: its own group
+          code_version="2", group_name="comparison", kinds={"parquet"})  # unpartitioned; 2: model families
 def leaderboard(context: dg.AssetExecutionContext, checkpoint_scores: dict[str, pd.DataFrame]) -> dg.Output[pd.DataFrame]:
     """One row per experiment; `config.*` columns name the settings that differ between them. An experiment
     without readable scores (never scored, or failed) is listed with its status instead of failing the board."""

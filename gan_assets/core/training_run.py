@@ -98,10 +98,6 @@ def train_run(config: ExperimentConfig, inputs: RunInputs, run_dir: Path, *, dev
               log: Callable[[str], None] = print) -> RunManifest:
     """Train (or resume) the run in `run_dir` on `device` (auto, cpu, cuda, cuda:N: the deployment's choice, no
     part of the config or the run key); return its final manifest."""
-    if config.model.family != "gan":  # imported here: that module reads RunInputs and progress_rate from this one
-        from gan_assets.core.families.training import train_likelihood_run
-
-        return train_likelihood_run(config, inputs, run_dir, device=device, log=log)
     if config.training.fake_label > 0:
         log(FAKE_LABEL_WARNING.format(beta=config.training.fake_label))
     adapt_to_load()  # as many threads as there are CPUs free now

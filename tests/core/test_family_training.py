@@ -8,7 +8,8 @@ from gan_assets.core.reference import select_reference
 from gan_assets.core.run import RunManifest
 from gan_assets.core.sources import load_dataset
 from gan_assets.core.storage import read_weights
-from gan_assets.core.training_run import RunInputs, train_run
+from gan_assets.core.families.training import train_family_run as train_run
+from gan_assets.core.training_run import RunInputs
 
 RAW = {"dataset": {"image_size": 8}, "reference_batch": {"size": 16}, "gallery": {"grid_size": 4},
        "model": {"family": "real_nvp", "real_nvp": {"width": 4, "couplings": 1}},

@@ -12,7 +12,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import pandas as pd
 import pyarrow as pa
@@ -34,9 +34,7 @@ from gan_assets.core.storage import (
 )
 from gan_assets.core.threads import adapt_to_load
 from gan_assets.core.training_loop import ADAPT_EVERY, TrainingReport, resolve_device
-
-if TYPE_CHECKING:
-    from gan_assets.core.training_run import RunInputs
+from gan_assets.core.training_run import RunInputs, progress_rate, train_run
 
 
 class NonFiniteLikelihood(FloatingPointError):
@@ -123,11 +121,16 @@ def check_finite(state: LikelihoodState, family: Family, stats: dict[str, float]
         raise NonFiniteLikelihood(state.step, family.name, "weights")
 
 
+def train_family_run(config: ExperimentConfig, inputs: RunInputs, run_dir: Path, *, device: str = "auto",
+                     log: Callable[[str], None] = print) -> RunManifest:
+    """The run of `model.family`: the GAN's (`training_run.train_run`) or a likelihood family's, same contract."""
+    train = train_run if config.model.family == "gan" else train_likelihood_run
+    return train(config, inputs, run_dir, device=device, log=log)
+
+
 def train_likelihood_run(config: ExperimentConfig, inputs: RunInputs, run_dir: Path, *, device: str = "auto",
                          log: Callable[[str], None] = print) -> RunManifest:
     """Train (or resume) a likelihood family's run in `run_dir`; return its final manifest."""
-    from gan_assets.core.training_run import progress_rate  # that module dispatches here: import it late
-
     adapt_to_load()
     family, torch_device = family_of(config.model), resolve_device(device)
     shape = tuple(int(s) for s in inputs.images.shape[1:])
