@@ -51,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("experiments", type=Path, nargs="*", default=[Path(p) for p in FAMILY_EXPERIMENTS],
                         help="experiment YAML files, all in one folder (default: the four digits families)")
+    parser.add_argument("--no-run", action="store_true",
+                        help="only materialize the leaderboard and print the lines of experiments already run")
     parser.add_argument("--device", help=f"torch device: auto, cpu, cuda, cuda:N (sets {DEVICE_SETTING})")
     args = parser.parse_args(argv)
     if args.device:
@@ -70,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     defs = build_definitions(STORAGE_ROOT, args.experiments[0].resolve().parent)
     with dg.DagsterInstance.get() as instance:
         recover_dead_runs(instance, log=lambda message: print(message, file=sys.stderr))
-        for path in args.experiments:
+        for path in [] if args.no_run else args.experiments:
             print(json.dumps(run_one(defs, instance, path.stem)), file=sys.stderr, flush=True)
         result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
             instance=instance, asset_selection=[dg.AssetKey("leaderboard")])
