@@ -44,7 +44,7 @@ compare: install $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m pipelines.run_experiment $(THREE_GAMES) --leaderboard $(DEVICE_FLAG)
 
 # The tutorial's §2 model families (GAN, VAE, FVBN, Real NVP) on digits: one JSON line each, then the leaderboard
-# and the claims on stderr (about 20 minutes on 2 CPU cores; see the README).
+# and the claims on stderr (minutes per family on 2 CPU cores, the FVBN's sampling the longest; see the README).
 compare-families: install $(DAGSTER_HOME)/dagster.yaml
 	OPENBLAS_NUM_THREADS=1 $(PY) -m pipelines.compare_families $(FAMILIES) $(DEVICE_FLAG)
 

@@ -13,6 +13,7 @@ import yaml
 from gan_assets.core.run import RunManifest
 from gan_assets.core.storage import StoredFileError
 from gan_assets.experiment import experiments_partitions
+from pipelines import compare_families, run_experiment
 from pipelines.definitions import build_definitions
 from tests.conftest import TINY_EXPERIMENT
 
@@ -103,3 +104,18 @@ def test_the_leaderboard_puts_the_families_side_by_side(materialized):
     assert (table["samples_per_second"] > 0).all() and (table["train_seconds"] > 0).all()
     claims = metadata(board, "leaderboard")["family_claims"]
     assert "FVBN samples one pixel at a time" in claims and "Real NVP" in claims and "VAE" in claims
+
+
+def test_make_runs_summary_line_names_the_families_likelihood(materialized):
+    _, results, _ = materialized
+    line = run_experiment.summary(results["tiny-fvbn"], "tiny-fvbn", wall_seconds=1.0)
+    assert line["scores"]["bits_per_dim"] > 0 and line["real_floor"]["bits_per_dim"] is None
+
+
+def test_compare_families_line_has_exactly_the_issues_keys():
+    row = pd.Series({"family": "gan", "fd": 14.351, "precision": 0.435, "recall": 0.863, "class_coverage": 10.0,
+                     "samples_per_second": 52_345.6, "bits_per_dim": float("nan"), "bits_per_dim_is_bound": None,
+                     "train_seconds": 420.12, "kid": 3.0})
+    assert compare_families.family_line(row) == {
+        "family": "gan", "fd": 14.35, "precision": 0.435, "recall": 0.863, "class_coverage": 10.0,
+        "samples_per_second": 52350.0, "bits_per_dim": None, "bits_per_dim_is_bound": False, "train_seconds": 420.1}
