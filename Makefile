@@ -14,8 +14,9 @@ NPROC_FLAG := $(if $(NPROC),--nproc $(NPROC))
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 
 THREE_GAMES := experiments/digits-dcgan.yaml experiments/digits-minimax.yaml experiments/digits-maximum-likelihood.yaml
+FAMILIES := experiments/digits-dcgan.yaml experiments/digits-vae.yaml experiments/digits-fvbn.yaml experiments/digits-real-nvp.yaml
 
-.PHONY: install run compare test ui bench bench-modes gallery clean-data
+.PHONY: install run compare compare-families test ui bench bench-modes gallery clean-data
 
 # The stamp is rebuilt when pyproject.toml changes; torch/torchvision come from this machine's disk.
 $(VENV)/.installed: pyproject.toml
@@ -51,6 +52,11 @@ gallery: install
 # The tutorial's three generator costs on digits, then the leaderboard that compares them.
 compare: install $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m pipelines.run_experiment $(THREE_GAMES) --leaderboard $(DEVICE_FLAG)
+
+# The tutorial's §2 model families (GAN, VAE, FVBN, Real NVP) on digits: one JSON line each, then the leaderboard
+# and the claims on stderr (minutes per family on 2 CPU cores, the FVBN's sampling the longest; see the README).
+compare-families: install $(DAGSTER_HOME)/dagster.yaml
+	OPENBLAS_NUM_THREADS=1 $(PY) -m pipelines.compare_families $(FAMILIES) $(DEVICE_FLAG)
 
 # Training speed side by side with the canonical DCGAN loop (JSON lines), busy-machine ratios, then the rest.
 bench: install

@@ -1,18 +1,23 @@
-"""`checkpoint_scores`: every metric for every checkpoint, the real floor beside them, the best named."""
+"""`checkpoint_scores`: every metric for every checkpoint, the real floor beside them, the best named; for every model
+family its held-out bits/dim where it has a likelihood, and the best checkpoint's sampling speed."""
 
 import math
 
 import dagster as dg
 import pandas as pd
 import pyarrow as pa
+import torch
 
 from gan_assets.core.evaluator import Classifier
+from gan_assets.core.families import family_of
 from gan_assets.core.guards import mode_collapse, regression
 from gan_assets.core.images import decode_table
+from gan_assets.core.networks import model_input
 from gan_assets.core.plots import render_score_curves_png
 from gan_assets.core.png import markdown_png
 from gan_assets.core.reference import from_table as reference_from_table
 from gan_assets.core.run import RunManifest
+from gan_assets.core.sampling_figures import measure_sampling
 from gan_assets.core.scoring import REAL_FLOOR, best_row, frame_hash, real_floor_row, score_checkpoints
 from gan_assets.experiment import ExperimentStore, config_deps, config_metadata, experiments_partitions, load_config
 from gan_assets.ui_images import served_image
@@ -26,7 +31,7 @@ CHECKS = [
 
 
 @dg.asset(partitions_def=experiments_partitions, deps=config_deps("evaluation", "seed"),
-          code_version="1", group_name="gan", kinds={"parquet"},
+          code_version="2", group_name="gan", kinds={"parquet"},  # 2: the model family and its sampling figures
           check_specs=CHECKS)
 def checkpoint_scores(context: dg.AssetExecutionContext, store: ExperimentStore, gan_checkpoints: RunManifest,
                       evaluator: Classifier, dataset: pa.Table, reference_batch: pa.Table):
@@ -38,6 +43,7 @@ def checkpoint_scores(context: dg.AssetExecutionContext, store: ExperimentStore,
     best = best_row(scores, evaluation.best_metric, evaluation.best_direction)
     floor = real_floor_row(scores)
     metric_columns = [c for c in scores.columns if c not in ("name", "step")]
+    figures = family_figures(gan_checkpoints, best["name"], dataset, reference_batch, evaluation.sampling, config.seed)
     previous = previous_best(context, evaluation.best_metric)  # read before this materialization lands
     yield dg.Output(scores, data_version=dg.DataVersion(frame_hash(scores)), metadata={
         "best_checkpoint": best["name"],
@@ -47,13 +53,28 @@ def checkpoint_scores(context: dg.AssetExecutionContext, store: ExperimentStore,
            if evaluation.inception.weights else {}),
         "best_step": int(best["step"]),
         **{f"best_{c}": rounded(best[c]) for c in metric_columns},  # plain numbers: Dagster plots them
-        **{f"{REAL_FLOOR}_{c}": rounded(floor[c]) for c in metric_columns},
+        **{f"{REAL_FLOOR}_{c}": rounded(floor[c]) for c in metric_columns if pd.notna(floor[c])},
+        **figures,
         "scores": score_table(scores),  # sortable in the UI, every row
         **score_chart(context, render_score_curves_png(scores[scores["name"] != REAL_FLOOR], floor)),
         "dagster/row_count": len(scores),
         **config_metadata(config),
     })
     yield from score_checks(best, floor, previous, evaluation.best_metric, evaluation.best_direction)
+
+
+def family_figures(manifest: RunManifest, best: str, dataset: pa.Table, reference_batch: pa.Table, sampling: str,
+                   seed: int) -> dict:
+    """The model family, whether its bits/dim are a bound, and the best checkpoint's sampling speed and sharpness,
+    measured alike for every family (`core/sampling_figures.py`): metadata, not scores (timings vary run to run)."""
+    entry = next(e for e in manifest.checkpoints if e.name == best)
+    generator = manifest.load_generator(entry, sampling, *reference_from_table(reference_batch).tensors())
+    held_out = model_input(torch.from_numpy(decode_table(dataset).subset("held_out").examples))
+    measured = measure_sampling(generator, held_out, seed=seed).as_dict() if held_out.ndim == 4 else {}
+    family = manifest.model.family
+    bound = None if family == "gan" else family_of(manifest.model).bits_per_dim_is_bound
+    return {"family": family, **({"bits_per_dim_is_bound": bound} if bound is not None else {}),
+            **{k: rounded(v) if isinstance(v, float) else v for k, v in measured.items()}}
 
 
 def score_chart(context: dg.AssetExecutionContext, png: bytes) -> dict:

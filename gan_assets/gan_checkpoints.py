@@ -1,5 +1,6 @@
-"""`gan_checkpoints`: DCGAN training (PacGAN's MLPs on 2-D points); checkpoints every N steps, a manifest
-and the loss history."""
+"""`gan_checkpoints`: training of the experiment's model family (`model.family`): the DCGAN (PacGAN's MLPs on 2-D
+points), or a VAE, FVBN or Real NVP (`core/families/`); checkpoints every N steps, a manifest and the loss history.
+The asset key stays `gan_checkpoints` for every family: what later stages read is the run manifest."""
 
 import dagster as dg
 import pandas as pd
@@ -13,7 +14,8 @@ from gan_assets.core.reference import from_table as reference_from_table
 from gan_assets.core.run import ModeCentres
 from gan_assets.core.run_report import RunReport, run_report
 from gan_assets.core.sources.mixtures import modes_of
-from gan_assets.core.training_run import FAKE_LABEL_WARNING, RunInputs, run_key, train_run
+from gan_assets.core.families.training import train_family_run
+from gan_assets.core.training_run import FAKE_LABEL_WARNING, RunInputs, run_key
 from gan_assets.device import TorchDevice
 from gan_assets.experiment import (
     ExperimentStore,
@@ -66,8 +68,11 @@ def gan_checkpoints(context: dg.AssetExecutionContext, config: TrainingRun, stor
                        reference_labels=reference.labels, reference_z=reference.z,
                        modes=point_modes(data), class_names=data.class_names)
     if trainer_launch.mode == "in_process":
-        manifest = train_run(config, inputs, run_dir, device=torch_device.name, log=context.log.info)
+        manifest = train_family_run(config, inputs, run_dir, device=torch_device.name, log=context.log.info)
         report = run_report(manifest)
+    elif config.model.family != "gan":  # data parallelism is built for the two players' loop only
+        raise dg.Failure(f"trainer_launch mode {trainer_launch.mode!r} trains model.family 'gan' only; "
+                         f"{context.partition_key} is {config.model.family!r}: launch it in process")
     else:  # the same train_run in torchrun's ranks; rank 0 computes the same report and sends it through Pipes
         manifest, report = train_elsewhere(context, trainer_launch, config.record(), inputs, run_dir, torch_device.name)
     # what this training was computed from, for the retrain schedule's staleness test

@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from gan_assets.core.losses import GENERATOR_LOSSES
@@ -38,6 +46,9 @@ MOVED_SETTING = "moved_setting"
 # Images per class in sklearn's bundled digits is ~180; the whole set is 1,797 images.
 DIGITS_SIZE = 1797
 POINT_SOURCES = ("ring8", "grid25")  # 2-D mixtures: MLP networks, mode metrics, scatter galleries
+# The generative model (tutorial §2's taxonomy): the GAN, or one of the maximum-likelihood families beside it.
+ModelFamily = Literal["gan", "vae", "fvbn", "real_nvp"]
+LIKELIHOOD_FAMILIES = ("vae", "fvbn", "real_nvp")  # each has its own section under `model`
 
 
 class Section(BaseModel):
@@ -98,7 +109,41 @@ class ReferenceBatchConfig(Section):
     size: int = Field(64, gt=1)  # fixed real batch for D's reference BN and fixed z for G
 
 
+class VaeConfig(Section):
+    """A convolutional VAE (Kingma & Welling 2014): Gaussian encoder, discretised-logistic decoder over 8-bit pixels."""
+
+    latent_dim: int = Field(16, gt=0)  # size of the Gaussian code
+    width: int = Field(32, gt=0)  # channels of the encoder's first conv (doubling inward); the decoder mirrors it
+    lr: float = Field(1e-3, gt=0.0)  # Adam, betas (0.9, 0.999): the usual values for likelihood models
+
+
+class FvbnConfig(Section):
+    """A PixelCNN (van den Oord et al. 2016): masked convolutions with gated units, a 256-way softmax per pixel."""
+
+    width: int = Field(16, gt=0)  # channels of every hidden masked conv
+    layers: int = Field(3, ge=1)  # gated residual 3×3 mask-B layers after the 5×5 mask-A input layer
+    lr: float = Field(1e-3, gt=0.0)
+
+
+class RealNvpConfig(Section):
+    """Real NVP (Dinh et al. 2017): affine couplings with checkerboard, then (after a squeeze) channel masks."""
+
+    width: int = Field(32, gt=0)  # channels of each coupling's convolutional network
+    blocks: int = Field(1, ge=0)  # residual blocks in each coupling's network
+    couplings: int = Field(3, ge=1)  # per mask kind: checkerboard couplings, squeeze, as many channel couplings
+    lr: float = Field(1e-3, gt=0.0)
+
+
+# Model fields only the GAN reads: another family refuses a value other than the default, naming the field.
+GAN_MODEL_FIELDS = ("z_dim", "g_width", "d_width", "g_depth", "d_depth", "norm", "conditional",
+                    "auxiliary_classifier", "label_dim")
+GAN_TRAINING_FIELDS = ("generator_loss", "label_smoothing", "fake_label", "d_steps", "update", "optimizer",
+                       "classifier_weight", "lr_g", "lr_d", "beta1", "beta2")
+
+
 class ModelConfig(Section):
+    # gan: the DCGAN below (every field but the family sections); vae / fvbn / real_nvp: the section of that name.
+    family: ModelFamily = "gan"
     z_dim: int = Field(100, gt=0)  # DCGAN's prior dimension
     # 2-D mixtures (ring8, grid25) build MLPs from the same four fields: width = units per hidden
     # layer (PacGAN uses a few hundred: set it in the experiment), depth = hidden layers beyond 2.
@@ -110,6 +155,31 @@ class ModelConfig(Section):
     conditional: bool = False  # §4.1: G and D both see the class (G: embedding joined to z; D: projection)
     auxiliary_classifier: bool = False  # §4.1: D also predicts the class (the AC-GAN form)
     label_dim: int = Field(16, gt=0)  # size of G's class embedding when conditional
+    vae: VaeConfig = VaeConfig()
+    fvbn: FvbnConfig = FvbnConfig()
+    real_nvp: RealNvpConfig = RealNvpConfig()
+
+    @model_validator(mode="after")
+    def _fields_of_the_family(self) -> ModelConfig:
+        # A value set for a family that is not trained would be silently ignored: refuse it, naming the field.
+        for name in LIKELIHOOD_FAMILIES:
+            if name != self.family and getattr(self, name) != type(getattr(self, name))():
+                raise ValueError(f"model.{name} is read only when model.family is {name!r} "
+                                 f"(model.family is {self.family!r})")
+        if self.family != "gan":
+            for name in GAN_MODEL_FIELDS:
+                if getattr(self, name) != ModelConfig.model_fields[name].default:
+                    raise ValueError(f"model.{name} applies only to model.family 'gan' "
+                                     f"(model.family is {self.family!r}): set model.{self.family} instead")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_unused_families(self, handler: Any) -> dict[str, Any]:
+        # Only the trained family's section is part of the config: a GAN's model section dumps (and so hashes,
+        # in its run key and its observed version) exactly as before families existed.
+        payload = handler(self)
+        unused = [name for name in LIKELIHOOD_FAMILIES if name != self.family]
+        return {k: v for k, v in payload.items() if k not in unused and not (k == "family" and v == "gan")}
 
 
 class TrainingConfig(Section):
@@ -231,6 +301,26 @@ class ExperimentConfig(Section):
                 f"gallery.grid_size {self.gallery.grid_size} needs {self.gallery.grid_size ** 2} reference z, "
                 f"but reference_batch.size is {self.reference_batch.size}"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _family_fits(self) -> ExperimentConfig:
+        family = self.model.family
+        if family == "gan":
+            return self
+        if self.dataset.source in POINT_SOURCES:
+            raise ValueError(f"model.family {family!r} models images; dataset.source {self.dataset.source!r} holds "
+                             f"2-D points (use model.family 'gan')")
+        for name in GAN_TRAINING_FIELDS:
+            if getattr(self.training, name) != TrainingConfig.model_fields[name].default:
+                raise ValueError(f"training.{name} applies only to model.family 'gan' (model.family is {family!r}; "
+                                 f"its learning rate is model.{family}.lr, its optimiser Adam)")
+        if self.training.precision == "bf16":
+            raise ValueError(f"training.precision 'bf16' applies only to model.family 'gan': {family!r} trains in "
+                             f"fp32 (use auto or fp32)")
+        if self.evaluation.sampling != "eval":
+            raise ValueError(f"evaluation.sampling {self.evaluation.sampling!r} is a batch-norm mode of the GAN's "
+                             f"generator; model.family {family!r} has no batch norm (use eval)")
         return self
 
     @model_validator(mode="after")

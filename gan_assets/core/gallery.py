@@ -23,6 +23,8 @@ from gan_assets.core.run import RunManifest
 from gan_assets.core.sampling import class_labels, generate
 from gan_assets.core.storage import remove_stale_temps
 
+GRID_SEED = 0  # the fixed z of a family whose z is not the GAN's prior
+
 
 @dataclass
 class Gallery:
@@ -47,11 +49,11 @@ def render_gallery(manifest: RunManifest, *, reference: ReferenceBatch, grid_siz
     remove_stale_temps(out_dir)  # temps of PNG writes a killed run left
     if manifest.is_points:
         return render_scatter_gallery(manifest, reference=reference, sampling=sampling, out_dir=out_dir)
-    z = torch.from_numpy(reference.z[: grid_size**2])
     digest, grids, arrays, strip_rows = hashlib.sha256(), {}, {}, []
     for entry in manifest.checkpoints:
         crash_point("gallery_checkpoint")
         generator = manifest.load_generator(entry, sampling, *reference.tensors())
+        z = grid_z(generator, reference, grid_size**2)
         images = generate(generator, z, class_labels(generator, len(z), per_row=grid_size))
         grid = grid_array(images, nrow=grid_size)
         name = entry.name
@@ -64,6 +66,14 @@ def render_gallery(manifest: RunManifest, *, reference: ReferenceBatch, grid_siz
     labelled = render_labelled_rows(strip, [f"step {entry.step}" for entry in manifest.checkpoints])
     save_png(labelled, out_dir / "progress_labelled.png")
     return Gallery(grids, str(save_png(strip, out_dir / "progress.png")), digest.hexdigest(), arrays, strip, labelled)
+
+
+def grid_z(generator: torch.nn.Module, reference: ReferenceBatch, n: int) -> torch.Tensor:
+    """The reference z when the sampler draws from the GAN's prior; another family's z (a VAE code, Real NVP's
+    image-sized latent, the FVBN's per-pixel draws) are as fixed, from their own seeded stream."""
+    if generator.z_dim == reference.z.shape[1]:
+        return torch.from_numpy(reference.z[:n])
+    return torch.randn(n, generator.z_dim, generator=torch.Generator().manual_seed(GRID_SEED))
 
 
 @torch.no_grad()

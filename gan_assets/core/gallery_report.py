@@ -31,6 +31,8 @@ HEADLINE_SCORES = ("fd", "kid", "precision", "recall", "class_coverage", "nn_rat
                    "reverse_kl")
 GALLERY_SEED_OFFSET = 7_000  # the gallery's extra z never coincide with training's or scoring's draws
 DISPLAY_WIDTH = 480  # CSS pixels for a main image: small grids are shown enlarged
+FAMILY_VIEWS = ("the batch-norm demonstration is the GAN's alone; the FVBN has no latent interpolations, its z being "
+                "the per-pixel draws")
 
 
 def headline(row: pd.Series) -> str:
@@ -71,7 +73,7 @@ def image_view_sections(manifest: RunManifest, best: str, *, reference: Referenc
     seed = seed + GALLERY_SEED_OFFSET
     sections = [class_section(class_rows(generator, classifier=classifier, class_names=data.class_names,
                                          per_class=config.per_class, seed=seed), generator.conditional)]
-    if config.interpolation_pairs:
+    if config.interpolation_pairs and getattr(generator, "has_latent_space", True):  # the FVBN's z are pixel draws
         paths = interpolations(generator, pairs=config.interpolation_pairs, steps=config.interpolation_steps, seed=seed)
         sections.append(Section("Latent interpolations", "Each row walks from one fixed z to another: linear "
                                 "(a straight line) and spherical (along the prior's shell). Smooth changes mean "
@@ -84,7 +86,7 @@ def image_view_sections(manifest: RunManifest, best: str, *, reference: Referenc
         found = nearest_neighbours(samples, data.subset("train").examples, classifier=classifier,
                                    k=config.neighbours, seed=seed)
         sections.append(neighbour_section(found, nn_ratio))
-    if config.batch_dependence_targets:
+    if config.batch_dependence_targets and manifest.model.family == "gan":  # the other families have no batch norm
         generators = {mode: manifest.load_generator(entry, mode, *reference.tensors()) for mode in SAMPLING_MODES}
         sections.append(batch_section(batch_dependence(generators, targets=config.batch_dependence_targets, seed=seed)))
     return sections
@@ -147,4 +149,7 @@ def write_gallery_html(path: Path, *, title: str, manifest: RunManifest, gallery
                                             nn_ratio=nn_ratio)
     summary = (f"{len(manifest.checkpoints)} checkpoints of {manifest.run_dir.name}, sampled in {sampling!r} "
                f"batch-norm mode. Every image is embedded in this file.")
+    if manifest.model.family != "gan":
+        summary = (f"{len(manifest.checkpoints)} checkpoints of {manifest.run_dir.name}, model family "
+                   f"{manifest.model.family!r} (no batch norm; {FAMILY_VIEWS}). Every image is embedded in this file.")
     return write_page(path, f"Gallery of {title}", summary, sections)

@@ -21,6 +21,8 @@ def weights_are_finite(manifest: RunManifest) -> tuple[bool, Facts]:
     bad: list[str] = []
     for entry in manifest.checkpoints:
         for player in ("generator", "discriminator"):
+            if getattr(entry, player) is None:  # a likelihood family has no discriminator
+                continue
             with safe_open(str(manifest.verified_path(entry, player)), framework="pt") as handle:
                 bad += [f"{getattr(entry, player)}:{key}" for key in handle.keys()
                         if handle.get_tensor(key).is_floating_point()
@@ -34,6 +36,8 @@ def d_domination(history: pd.DataFrame, loss_floor: float = 0.05, share: float =
     A winning D alone is fine (§4.4); it is a warning when G's cost climbs at the same time, the
     sign that G's gradient is no longer informative.
     """
+    if "loss_d" not in history:
+        return True, {"not_applicable": "this model family has no discriminator"}
     late = history.iloc[len(history) // 2:]
     if len(late) < 2:
         return True, {"logged_steps": len(late)}

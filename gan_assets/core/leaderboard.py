@@ -29,9 +29,11 @@ def config_differences(configs: dict[str, dict[str, Any]]) -> pd.DataFrame:
 
 
 def build_leaderboard(scores: dict[str, pd.DataFrame], configs: dict[str, dict[str, Any]],
-                      missing: dict[str, str] | None = None) -> pd.DataFrame:
+                      missing: dict[str, str] | None = None,
+                      figures: dict[str, dict[str, Any]] | None = None) -> pd.DataFrame:
     """Best row of each experiment (by its own best metric), its real floor, and what differs in config;
-    experiments in `missing` get a row with their status (why there is nothing to compare) and no scores."""
+    experiments in `missing` get a row with their status (why there is nothing to compare) and no scores.
+    `figures` adds per-experiment facts recorded beside the scores (model family, sampling speed, training time)."""
     rows = [{"experiment": name, "status": status} for name, status in (missing or {}).items()]
     for name in sorted(scores):
         evaluation = configs[name]["evaluation"]
@@ -40,7 +42,8 @@ def build_leaderboard(scores: dict[str, pd.DataFrame], configs: dict[str, dict[s
         metrics = {c: best[c] for c in best.index if c not in ("name", "step")}
         rows.append({"experiment": name, "status": "scored", "best_checkpoint": best["name"], "step": int(best["step"]),
                      "ranked_by": evaluation["best_metric"], **metrics,
-                     **{f"{REAL_FLOOR}_{c}": floor[c] for c in metrics}})
+                     **{f"{REAL_FLOOR}_{c}": floor[c] for c in metrics},
+                     "family": configs[name].get("model", {}).get("family", "gan"), **(figures or {}).get(name, {})})
     table = pd.DataFrame(rows, columns=None if rows else ["experiment", "status"]).set_index("experiment")
     if configs:
         table = table.join(config_differences(configs).add_prefix("config."))

@@ -15,9 +15,12 @@ from gan_assets.core.metrics.modes import nearest_mode
 
 
 def render_loss_curves_png(history: pd.DataFrame) -> bytes:
-    """Two panels: the players' costs, and D's mean output on real and on generated images."""
+    """Two panels: the players' costs, and D's mean output on real and on generated images; a likelihood family's
+    logged bits/dim (and its terms) in one panel."""
     figure = Figure(figsize=(8, 3), dpi=100)
     FigureCanvasAgg(figure)
+    if "loss_d" not in history:
+        return _likelihood_curves(figure, history)
     costs, outputs = figure.subplots(1, 2)
     costs.plot(history["step"], history["loss_d"], label="J(D)")
     costs.plot(history["step"], history["loss_g"], label="J(G)")
@@ -28,6 +31,19 @@ def render_loss_curves_png(history: pd.DataFrame) -> bytes:
     outputs.set_ylim(0, 1)
     outputs.set_xlabel("step")
     outputs.legend()
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def _likelihood_curves(figure: Figure, history: pd.DataFrame) -> bytes:
+    axes = figure.subplots(1, 1)
+    for column in (c for c in history.columns if c != "step"):
+        axes.plot(history["step"], history[column], label=column)
+    axes.set_xlabel("step")
+    axes.set_ylabel("bits / dim (train minibatches)")
+    axes.legend()
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")

@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 
 from gan_assets.core.config import ModelConfig
+from gan_assets.core.families import Sampler, family_of
 from gan_assets.core.networks import Generator, MLPGenerator, build_generator
 from gan_assets.core.sampling import for_sampling
 from gan_assets.core.storage import StoredFileError, load_weights, read_json, read_parquet, verify_sha256, write_json_atomic
@@ -43,13 +44,14 @@ def checkpoint_name(step: int) -> str:
     return f"step_{step:06d}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CheckpointEntry:
-    """One checkpoint's three files (relative to the run directory) and the sha256 of each."""
+    """One checkpoint's files (relative to the run directory) and the sha256 of each: a GAN's three; a likelihood
+    family's model (under `generator`: the network that draws samples) and state, with no discriminator."""
 
     step: int
     generator: str
-    discriminator: str
+    discriminator: str | None = None
     state: str
     generator_sha256: str
     discriminator_sha256: str | None = None  # None in format-1 manifests, which hashed G alone
@@ -125,10 +127,20 @@ class RunManifest:
 
     def load_generator(self, entry: CheckpointEntry, sampling: str = "eval", reference_z: torch.Tensor | None = None,
                        reference_labels: torch.Tensor | None = None) -> Generator | MLPGenerator:
-        """The checkpoint's generator, verified, rebuilt from this manifest and set up for `sampling`."""
+        """The checkpoint's generator, verified, rebuilt from this manifest and set up for `sampling`; for another
+        family, its model behind the generator's sampling interface (`families.Sampler`: no batch norm, so
+        `sampling` changes nothing)."""
+        if self.model.family != "gan":
+            return Sampler(family_of(self.model), self.load_model(entry))
         generator = build_generator(self.model, self.shape, self.num_classes)
         load_weights(generator, self.verified_path(entry, "generator"))
         return for_sampling(generator.eval(), sampling, reference_z, reference_labels)
+
+    def load_model(self, entry: CheckpointEntry) -> torch.nn.Module:
+        """A likelihood family's model at `entry`, verified, in eval mode (what scores test log-likelihood)."""
+        model = family_of(self.model).build(self.model, self.shape)
+        load_weights(model, self.verified_path(entry, "generator"))
+        return model.eval()
 
     def history_frame(self) -> pd.DataFrame:
         return read_parquet(self.path(self.history)).to_pandas()

@@ -14,7 +14,6 @@ import pandas as pd
 
 from gan_assets.core.guards import d_domination, weights_are_finite
 from gan_assets.core.run import RunManifest
-from gan_assets.core.training_loop import STAT_NAMES
 
 CHECK_NAMES = ("finite_weights", "d_domination")  # gan_checkpoints' asset checks, in the order they are reported
 
@@ -47,5 +46,8 @@ def run_facts(manifest: RunManifest, history: pd.DataFrame) -> dict[str, Any]:
         "steps_per_second": timing.steps_per_second if timing else float("nan"),
         "images_per_second": timing.images_per_second if timing else float("nan"),
         "device": manifest.device,
-        **{f"final_{name}": float(last[name]) for name in STAT_NAMES},
+        "family": manifest.model.family,
+        "train_seconds": round(timing.seconds, 2) if timing else float("nan"),
+        # the GAN's loss_d, loss_g, D(x), D(G(z)); a likelihood family's own columns (its loss, bits/dim)
+        **{f"final_{name}": float(last[name]) for name in history.columns if name != "step"},
     }

@@ -1,7 +1,8 @@
 """Scoring checkpoints: generate, embed with the evaluator, measure against the real train split.
 
 One row per checkpoint plus a `real_floor` row (held-out split against the train split), so every
-number is read beside what real data scores. Only the checkpoints a manifest names are scored.
+number is read beside what real data scores. Only the checkpoints a manifest names are scored. A model family
+with a likelihood also scores the held-out split's `bits_per_dim` (the real floor has none).
 2-D mixtures are scored the same way on their coordinates (no pixels, so no pixel metrics), and always
 with PacGAN's mode metrics against the mixture's known centres (`metrics.scored_metrics`).
 """
@@ -23,7 +24,8 @@ from gan_assets.core.metrics import Evidence, MetricContext, compute_metrics, me
 from gan_assets.core.metrics.inception import inception_fd, load_inception
 from gan_assets.core.networks import Generator, model_input
 from gan_assets.core.reference import ReferenceBatch
-from gan_assets.core.run import RunManifest
+from gan_assets.core.families import family_of
+from gan_assets.core.run import CheckpointEntry, RunManifest
 from gan_assets.core.sampling import class_labels, generate
 from gan_assets.core.sources.mixtures import modes_of
 from gan_assets.core.threads import adapt_to_load
@@ -32,6 +34,7 @@ REAL_FLOOR = "real_floor"  # the score row of held-out real data: every number i
 
 # Scores use their own z stream, apart from training's and the gallery's reference z.
 SCORING_SEED_OFFSET = 7919
+LIKELIHOOD_BATCH = 256  # held-out images per likelihood pass
 
 
 def evidence_of(classifier: Classifier, images: torch.Tensor) -> Evidence:
@@ -78,13 +81,27 @@ def score_checkpoints(manifest: RunManifest, *, classifier: Classifier, data: Im
         generator = manifest.load_generator(entry, evaluation.sampling, *reference.tensors())
         images = scoring_samples(generator, evaluation.num_samples, seed + SCORING_SEED_OFFSET)
         rows.append({"name": entry.name, "step": entry.step,
-                     **compute_metrics(metrics, evidence_of(classifier, images), train_ev, ctx), **inception(images)})
+                     **compute_metrics(metrics, evidence_of(classifier, images), train_ev, ctx), **inception(images),
+                     **held_out_likelihood(manifest, entry, data, seed)})
     held_out = model_input(torch.from_numpy(data.subset("held_out").examples))
     rows.append({"name": REAL_FLOOR, "step": None, **compute_metrics(metrics, held_ev, train_ev, ctx),
                  **inception(held_out)})
     frame = pd.DataFrame(rows)
     frame["step"] = frame["step"].astype("Int64")
     return frame
+
+
+def held_out_likelihood(manifest: RunManifest, entry: CheckpointEntry, data: ImageSet | PointSet,
+                        seed: int) -> dict[str, float]:
+    """{"bits_per_dim": mean over the held-out split} for a family that scores log-likelihood (exact for the FVBN
+    and Real NVP, the ELBO bound for the VAE); nothing for the GAN, which has none."""
+    if manifest.model.family == "gan":
+        return {}
+    family, model = family_of(manifest.model), manifest.load_model(entry)
+    rng = torch.Generator().manual_seed(seed + SCORING_SEED_OFFSET)  # the VAE's z and Real NVP's dequantisation
+    images = torch.from_numpy(data.subset("held_out").examples)
+    return {"bits_per_dim": float(torch.cat([family.bits_per_dim(model, chunk, rng)
+                                             for chunk in images.split(LIKELIHOOD_BATCH)]).mean())}
 
 
 def inception_scorer(evaluation: EvaluationConfig, data: ImageSet | PointSet) -> Callable[[torch.Tensor], dict]:
