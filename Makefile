@@ -23,13 +23,15 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
-	$(PY) -m pip install -q kubernetes google-auth
 	$(PY) -m pip install -q --no-deps "dagster-k8s==$$($(PY) -c "$$K8S_SERIES")"
+	$(PY) -m pip install -q $$($(PY) -c "$$K8S_NEEDS")
 	touch $@
 
 # dagster-k8s for Kubernetes (pipelines/k8s.py, tests/pipelines/test_k8s.py): the newest release of the series that goes
-# with the installed dagster (0.X+16.* for 1.X.*), without letting it pin dagster back (see pyproject.toml).
+# with the installed dagster (0.X+16.* for 1.X.*), without letting it pin dagster back (see pyproject.toml); then what
+# it needs besides dagster, with its own bounds (kubernetes<37: the 37 client broke its pod-spec code).
 export K8S_SERIES := import dagster; print(f"0.{int(dagster.__version__.split('.')[1]) + 16}.*")
+export K8S_NEEDS := from importlib.metadata import requires; print(" ".join(r for r in requires("dagster-k8s") if not r.startswith("dagster")))
 
 install: $(VENV)/.installed
 
