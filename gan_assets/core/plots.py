@@ -31,10 +31,7 @@ def render_loss_curves_png(history: pd.DataFrame) -> bytes:
     outputs.set_ylim(0, 1)
     outputs.set_xlabel("step")
     outputs.legend()
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return _png(figure)
 
 
 def _likelihood_curves(figure: Figure, history: pd.DataFrame) -> bytes:
@@ -44,10 +41,7 @@ def _likelihood_curves(figure: Figure, history: pd.DataFrame) -> bytes:
     axes.set_xlabel("step")
     axes.set_ylabel("bits / dim (train minibatches)")
     axes.legend()
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return _png(figure)
 
 
 SCORE_CHART_PER_ROW = 2
@@ -72,10 +66,7 @@ def render_score_curves_png(scores: pd.DataFrame, real_floor: pd.Series) -> byte
         ax.set_xlabel("step")
     if columns:
         axes[0].legend(fontsize="small")
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return _png(figure)
 
 
 def render_labelled_rows(grid: np.ndarray, row_labels: list[str], padding: int = 2) -> np.ndarray:
@@ -130,3 +121,11 @@ def render_scatter_panels(panels: list[np.ndarray], centers: np.ndarray, titles:
     figure.tight_layout()
     canvas.draw()
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+def _png(figure: Figure) -> bytes:
+    """The laid-out figure as PNG bytes."""
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()

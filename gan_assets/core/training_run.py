@@ -112,7 +112,7 @@ def train_run(config: ExperimentConfig, inputs: RunInputs, run_dir: Path, *, dev
     if manifest.checkpoints:
         restore(state, manifest, manifest.latest)
         log(f"resuming from step {state.step} in {run_dir}")
-    history = _read_history(run_dir, state.step)
+    history = read_history(run_dir, state.step)
     data = _device_data(inputs, torch_device)
 
     def on_checkpoint(s: GanState) -> None:
@@ -161,7 +161,8 @@ def _history_table(history: list[dict[str, float]]) -> pa.Table:
     return pa.Table.from_pandas(frame, preserve_index=False)
 
 
-def _read_history(run_dir: Path, up_to_step: int) -> list[dict[str, float]]:
+def read_history(run_dir: Path, up_to_step: int) -> list[dict[str, float]]:
+    """The logged rows of `run_dir`'s history up to the step a run resumes from (any family's columns)."""
     path = run_dir / HISTORY_FILE
     if not path.exists():
         return []

@@ -34,7 +34,7 @@ from gan_assets.core.storage import (
 )
 from gan_assets.core.threads import LoadFollower, adapt_to_load
 from gan_assets.core.training_loop import TrainingReport, resolve_device
-from gan_assets.core.training_run import RunInputs, progress_rate, train_run
+from gan_assets.core.training_run import RunInputs, progress_rate, read_history, train_run
 
 
 class NonFiniteLikelihood(FloatingPointError):
@@ -142,7 +142,7 @@ def train_likelihood_run(config: ExperimentConfig, inputs: RunInputs, run_dir: P
     if manifest.checkpoints:
         restore(state, manifest, manifest.latest)
         log(f"resuming from step {state.step} in {run_dir}")
-    history = _read_history(run_dir, state.step)
+    history = read_history(run_dir, state.step)
     started, first_step = time.perf_counter(), state.step
 
     def on_checkpoint(s: LikelihoodState) -> None:
@@ -167,10 +167,3 @@ def train_likelihood_run(config: ExperimentConfig, inputs: RunInputs, run_dir: P
         manifest.write()
     return manifest
 
-
-def _read_history(run_dir: Path, up_to_step: int) -> list[dict[str, float]]:
-    path = run_dir / HISTORY_FILE
-    if not path.exists():
-        return []
-    frame = read_parquet(path).to_pandas()
-    return frame[frame["step"] <= up_to_step].to_dict("records")
