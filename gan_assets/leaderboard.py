@@ -1,12 +1,15 @@
 """`leaderboard`: the best checkpoint of every experiment, with the config differences between them."""
 
+from pathlib import Path
+
 import dagster as dg
 import pandas as pd
 
 from gan_assets.core.family_claims import claim_readings
 from gan_assets.core.leaderboard import build_leaderboard
+from gan_assets.core.mode_benchmark import RESULTS_FILE, markdown_table, read_results
 from gan_assets.core.scoring import frame_hash
-from gan_assets.experiment import experiments_partitions
+from gan_assets.experiment import ExperimentStore, experiments_partitions
 
 SHOWN = ["experiment", "status", "family", "best_checkpoint", "fd", "real_floor_fd", "class_coverage", "class_kl",
          "precision", "recall", "bits_per_dim", "bits_per_dim_is_bound", "samples_per_second",
@@ -19,7 +22,8 @@ TRAINING_FIGURES = ("train_seconds",)
 
 @dg.asset(ins={"checkpoint_scores": dg.AssetIn(partition_mapping=dg.AllPartitionMapping())},
           code_version="2", group_name="comparison", kinds={"parquet"})  # unpartitioned; 2: model families
-def leaderboard(context: dg.AssetExecutionContext, checkpoint_scores: dict[str, pd.DataFrame]) -> dg.Output[pd.DataFrame]:
+def leaderboard(context: dg.AssetExecutionContext, store: ExperimentStore,
+                checkpoint_scores: dict[str, pd.DataFrame]) -> dg.Output[pd.DataFrame]:
     """One row per experiment; `config.*` columns name the settings that differ between them. An experiment
     without readable scores (never scored, or failed) is listed with its status instead of failing the board."""
     configs = {name: config for name in checkpoint_scores if (config := scored_config(context.instance, name))}
@@ -35,7 +39,20 @@ def leaderboard(context: dg.AssetExecutionContext, checkpoint_scores: dict[str, 
                      metadata={"dagster/row_count": len(table),
                                "leaderboard": dg.MetadataValue.md(table[shown].to_markdown(index=False, floatfmt=".4g")),
                                "family_claims": dg.MetadataValue.md("\n".join(f"- {c}" for c in claims) or
-                                                                    "(score two model families to read the claims)")})
+                                                                    "(score two model families to read the claims)"),
+                               "mode_benchmark": dg.MetadataValue.md(mode_benchmark_table(Path(store.storage_root)))})
+
+
+def mode_benchmark_table(storage_root: Path) -> str:
+    """`make bench-modes`' table beside PacGAN's (issue 13), from the last run's rows under the storage root. It is
+    shown, not part of the board's data version: the benchmark trains outside the asset graph."""
+    path = storage_root / RESULTS_FILE
+    if not path.exists():
+        return f"(no mode benchmark yet: `make bench-modes` writes {path})"
+    try:
+        return markdown_table(read_results(path))
+    except ValueError as error:  # a damaged file is reported on the board, never fails it
+        return f"(unreadable mode benchmark: {error})"
 
 
 def latest_metadata(instance: dg.DagsterInstance, asset: str, experiment: str, keys: tuple[str, ...]) -> dict:

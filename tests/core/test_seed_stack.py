@@ -21,7 +21,16 @@ from gan_assets.core.seed_stack import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from bench_modes import PUBLISHED, markdown_table, mean_sem, meets_target, suite, summarise  # noqa: E402
+from bench_modes import suite, write_results  # noqa: E402
+
+from gan_assets.core.mode_benchmark import (  # noqa: E402
+    PUBLISHED,
+    markdown_table,
+    mean_sem,
+    meets_target,
+    read_results,
+    summarise,
+)
 
 TINY = StackConfig(seeds=(0, 1, 2), steps=3, batch_size=16, z_dim=2, g_width=16, g_layers=3, d_width=8, pieces=3,
                    num_samples=400, reference_size=8, lr_g=1e-3, lr_d=1e-3)
@@ -81,11 +90,11 @@ def test_a_short_run_covers_more_of_ring8():
 
 
 def test_table_puts_configurations_beside_the_published_rows():
-    config = StackConfig(seeds=(0, 1))
-    ring = summarise("ring8", "ring8/pacgan", config,
+    seeds = [0, 1]
+    ring = summarise("ring8", "ring8/pacgan", seeds,
                      [{"modes": 8, "hq_fraction": 0.99, "reverse_kl": 0.01},
                       {"modes": 8, "hq_fraction": 0.97, "reverse_kl": 0.01}], 100, 12.0)
-    grid = summarise("grid25", "grid25/pacgan", config,
+    grid = summarise("grid25", "grid25/pacgan", seeds,
                      [{"modes": 20, "hq_fraction": 0.9, "reverse_kl": 0.2},
                       {"modes": 24, "hq_fraction": 0.8, "reverse_kl": 0.4}], 100, 12.0)
     assert ring["modes"] == {"mean": 8.0, "sem": 0.0}
@@ -105,10 +114,24 @@ def test_table_puts_configurations_beside_the_published_rows():
     assert set(PUBLISHED) == {"ring8", "grid25"}
 
 
+def test_a_subset_run_replaces_its_own_rows_and_keeps_the_others(tmp_path):
+    def row(name: str, hq: float) -> dict:
+        return summarise("ring8", name, [0], [{"modes": 8, "hq_fraction": hq, "reverse_kl": 0.01}], 10, 1.0)
+
+    write_results(tmp_path, [row("ring8/base", 0.5), row("ring8/labels", 0.6)])
+    write_results(tmp_path, [row("ring8/labels", 0.9)])  # `--only ring8/labels` run again
+    rows = read_results(tmp_path / "results.jsonl")
+    assert [(r["config"], r["hq_fraction"]["mean"]) for r in rows] == [("ring8/base", 0.5), ("ring8/labels", 0.9)]
+    assert (tmp_path / "table.md").read_text() == markdown_table(rows)
+
+
 def test_mean_sem_and_the_suite():
     assert mean_sem([1.0]) == {"mean": 1.0, "sem": 0.0}
     assert mean_sem([1.0, 3.0])["sem"] == pytest.approx(1.0)
     configs = suite(5)
-    assert {"ring8/pacgan", "grid25/virtual_bn", "ring8/labels", "grid25/d_steps5", "ring8/recommended"} <= set(configs)
+    assert {"ring8/pacgan", "grid25/virtual_bn", "ring8/labels", "grid25/d_steps5", "ring8/recommended",
+            "grid25/unlabelled_long"} <= set(configs)
+    assert configs["ring8/pacgan"].g_width == 400 and configs["ring8/pacgan"].batch_size == 100  # PacGAN's own
+    assert configs["grid25/recommended"].labels and not configs["grid25/base"].labels
     assert all(c.seeds == (0, 1, 2, 3, 4) for c in configs.values())
     assert {c.generator_loss for c in configs.values()} == {"non_saturating", "minimax", "maximum_likelihood"}

@@ -1,6 +1,7 @@
 """Hostile inputs around the graph: bad YAML, bad experiment names, a moved data directory, an unscored
 experiment on the leaderboard, a device this machine lacks. Each fails clearly or is contained."""
 
+import json
 import re
 import shutil
 
@@ -9,6 +10,7 @@ import pytest
 import yaml
 
 from gan_assets.config_sources import observe_section
+from gan_assets.core.mode_benchmark import summarise
 from gan_assets.experiment import ExperimentKeyError, ExperimentStore, check_experiment_key, experiments_partitions
 from pipelines import run_experiment
 from pipelines.definitions import GAN_ASSETS, build_definitions
@@ -155,6 +157,31 @@ def test_one_unscored_experiment_never_fails_the_leaderboard(scored):
     assert table["experiment"].tolist() == ["tiny", "unscored"]
     assert table["status"].tolist() == ["scored", "no scores recorded (not scored yet, or its scoring failed)"]
     assert table.loc[0, "fd"] > 0 and table["fd"].isna().tolist() == [False, True]
+
+
+def test_the_leaderboard_shows_the_mode_benchmark_table_and_survives_a_damaged_one(scored):
+    root, instance = scored
+    results = root / "store" / "bench_modes" / "results.jsonl"
+    results.parent.mkdir(parents=True, exist_ok=True)
+    row = summarise("ring8", "ring8/recommended", [0, 1], [{"modes": 8, "hq_fraction": 0.99, "reverse_kl": 0.004},
+                                                           {"modes": 8, "hq_fraction": 0.98, "reverse_kl": 0.006}], 900, 61.0)
+    defs = build_definitions(root / "store", root / "experiments")
+
+    def board_table() -> str:
+        result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+            instance=instance, asset_selection=[dg.AssetKey("leaderboard")])
+        assert result.success
+        [event] = result.asset_materializations_for_node("leaderboard")
+        return event.metadata["mode_benchmark"].value
+
+    assert "no mode benchmark yet" in board_table()
+    results.write_text(json.dumps(row) + "\n")
+    table = board_table()
+    assert "| ring8 | ring8/recommended | 8.0 ± 0.0 | 98.5 ± 0.5% | 0.005 ± 0.001 | 900 | 61 | met |" in table
+    assert "| ring8 | published GAN (PacGAN Table 1, ~400k steps) | 6.3 ± 0.5 | 98.2% | 0.45 |" in table
+    results.write_text('{"dataset": "ring8"}\n')  # a half-written or foreign file
+    assert f"unreadable mode benchmark: {results}:1 is not a bench_modes result row" in board_table()
+    results.unlink()
 
 
 def test_a_moved_data_directory_is_read_where_it_is_now(scored, tmp_path):
