@@ -1,14 +1,15 @@
 """Mode-collapse benchmark on PacGAN's 2-D mixtures (issue 13): ring8 and grid25 x the tutorial's choices.
 
 Run:  OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_modes.py [--only 'ring8/*'] [--steps N]
-          [--seconds-budget S] [--seeds 5] [--out data/bench_modes]
+          [--seconds-budget S] [--seeds 5] [--out $GAN_STORAGE_ROOT/bench_modes, data/bench_modes by default]
       ... --list          the configuration names
       ... --speed         steps/s of 5 seeds: the project's loop one seed after another vs the stacked trainer
 
 Every configuration trains all its seeds (a field of the configuration, 0..4 by default) at once as one
 stacked model (gan_assets/core/seed_stack.py), is scored with the project's `modes` metric on 2,500 samples
 per seed (PacGAN's protocol), and ends as one JSON line: dataset, config, seeds, modes / hq_fraction /
-reverse_kl as {"mean", "sem"} over seeds, steps, seconds. `--out` gets results.jsonl, table.md (each
+reverse_kl as {"mean", "sem"} over seeds, steps, seconds. `--out` gets results.jsonl (rewritten after each
+configuration, keeping the rows of configurations this run did not train; the leaderboard reads it), table.md (each
 configuration beside PacGAN's Table 1 rows) and one scatter PNG per configuration (a panel per seed,
 high-quality samples blue, the others orange, over the true means).
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -26,10 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 
 import torch  # noqa: E402
 
-from gan_assets.core.mode_benchmark import DATASETS, markdown_table, read_results, summarise  # noqa: E402
+from gan_assets.core.mode_benchmark import DATASETS, RESULTS_FILE, markdown_table, read_results, summarise  # noqa: E402
 from gan_assets.core.plots import render_scatter_panels  # noqa: E402
 from gan_assets.core.png import save_png  # noqa: E402
-from gan_assets.core.storage import write_bytes_atomic  # noqa: E402
 from gan_assets.core.seed_stack import (  # noqa: E402
     StackConfig,
     build_stack,
@@ -41,6 +42,7 @@ from gan_assets.core.seed_stack import (  # noqa: E402
     train_stack,
 )
 from gan_assets.core.sources.mixtures import mixture_modes  # noqa: E402
+from gan_assets.core.storage import write_bytes_atomic  # noqa: E402
 
 # PacGAN's protocol (G 2 -> 4x400 ReLU+BN -> 2, D 3 maxout x 200 x 5, Adam 1e-4 / 0.8, batch 100) is the
 # StackConfig defaults: `pacgan` trains it as published, for the steps given here instead of ~400k.
@@ -143,7 +145,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--seconds-budget", type=float, help="stop each configuration's training after this")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", type=Path, default=Path("data/bench_modes"))
+    # where the leaderboard looks: the storage root's bench_modes/ (GAN_STORAGE_ROOT, `data` by default)
+    parser.add_argument("--out", type=Path, default=Path(os.environ.get("GAN_STORAGE_ROOT", "data")) / RESULTS_FILE.parent)
     parser.add_argument("--list", action="store_true")
     parser.add_argument("--speed", action="store_true", help="measure steps/s, sequential vs stacked")
     args = parser.parse_args(argv)
