@@ -3,7 +3,8 @@
 Run:  OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_modes.py [--only 'ring8/*'] [--steps N]
           [--seconds-budget S] [--seeds 5] [--out $GAN_STORAGE_ROOT/bench_modes, data/bench_modes by default]
       ... --list          the configuration names
-      ... --speed         steps/s of 5 seeds: the project's loop one seed after another vs the stacked trainer
+      ... --speed         steps/s of 5 seeds: the project's loop one seed after another vs the stacked trainer,
+                          and `base` beside PacGAN's configuration
 
 Every configuration trains all its seeds (a field of the configuration, 0..4 by default) at once as one
 stacked model (gan_assets/core/seed_stack.py), is scored with the project's `modes` metric on 2,500 samples
@@ -116,13 +117,14 @@ def merged_results(path: Path, rows: list[dict]) -> list[dict]:
 
 
 def write_results(out: Path, rows: list[dict]) -> None:
-    kept = merged_results(out / "results.jsonl", rows)
-    write_bytes_atomic("".join(json.dumps(row) + "\n" for row in kept).encode(), out / "results.jsonl")
+    kept = merged_results(out / RESULTS_FILE.name, rows)
+    write_bytes_atomic("".join(json.dumps(row) + "\n" for row in kept).encode(), out / RESULTS_FILE.name)
     write_bytes_atomic(markdown_table(kept).encode(), out / "table.md")
 
 
 def speed(steps: int, num_seeds: int) -> dict:
-    """steps/s for num_seeds seeds of the PacGAN configuration: the project's loop seed after seed, then stacked."""
+    """steps/s for num_seeds seeds of the PacGAN configuration: the project's loop seed after seed, then stacked;
+    then `base` stacked in the same run, and the samples per second it trains beside PacGAN's stacked."""
     config = StackConfig(seeds=tuple(range(num_seeds)), steps=10**9)
     data = seed_data(config)
     states, datas = single_states(config, data)
@@ -131,11 +133,17 @@ def speed(steps: int, num_seeds: int) -> dict:
     stack = build_stack(config, data)
     train_stack(stack, 10)
     stacked = train_stack(stack, 10 + steps)
+    base = build_stack(config.with_(**{**BASE, "steps": 10**9}), data)
+    train_stack(base, 10)
+    base_seconds = train_stack(base, 10 + steps)
     return {"speed": True, "seeds": num_seeds, "steps": steps, "threads": torch.get_num_threads(),
             "sequential_seed_steps_per_s": round(num_seeds * steps / sequential, 2),
             "stacked_seed_steps_per_s": round(num_seeds * steps / stacked, 2),
             "sequential_config_steps_per_s": round(steps / sequential, 2),
-            "stacked_config_steps_per_s": round(steps / stacked, 2)}
+            "stacked_config_steps_per_s": round(steps / stacked, 2),
+            "base_config_steps_per_s": round(steps / base_seconds, 2),
+            "base_samples_per_s_over_pacgan": round(BASE["batch_size"] * stacked
+                                                    / (config.batch_size * base_seconds), 2)}
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
