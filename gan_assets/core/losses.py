@@ -47,9 +47,13 @@ def discriminator_loss(
     fake_target at 0, since β > 0 makes D* peak on spurious modes of p_model.
     """
     # -½ E_x[t_r log D(x) + (1-t_r) log(1-D(x))] - ½ E_z[t_f log D(G(z)) + (1-t_f) log(1-D(G(z)))]
-    real_term = _bce_with_logits(real_logits, real_target).mean()
-    fake_term = _bce_with_logits(fake_logits, fake_target).mean()
-    return 0.5 * real_term + 0.5 * fake_term
+    return discriminator_half_loss(real_logits, real_target) + discriminator_half_loss(fake_logits, fake_target)
+
+
+def discriminator_half_loss(logits: Tensor, target: float) -> Tensor:
+    """One half of J(D): ½ BCE(logits, target) over its own minibatch. The real and fake halves are
+    independent until summed, so a busy CPU can compute them on two threads (core/concurrent_d.py)."""
+    return 0.5 * _bce_with_logits(logits, target).mean()
 
 
 def generator_loss_minimax(fake_logits: Tensor) -> Tensor:

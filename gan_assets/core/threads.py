@@ -5,7 +5,10 @@ container limited to 2 CPUs on a 64-core host it starts 64 threads, and on a bus
 oversubscribe the cores and every parallel region waits for a descheduled thread (a training fell from
 27.8 to 0.18 steps/s). So the count follows the process's CPU affinity and its cgroup CPU quota, less the
 CPUs other processes are busy on right now (`adapt_to_load`, which the training loop calls through a
-`LoadFollower` every quarter second), or `GAN_TORCH_THREADS` when set (then fixed).
+`LoadFollower` every quarter second), or `GAN_TORCH_THREADS` when set (then fixed). When other processes'
+runnable threads fill every CPU (`follow_load` says *crowded*), one thread gets only a time share of a CPU and
+more intra-op threads collapse, so the training loop splits its D steps across two threads instead
+(core/concurrent_d.py).
 
 Measured here (`benchmarks/bench_canonical.py --busy`): two bf16 trainings at once with 2 threads each ran
 at 20 img/s apiece, with 1 thread each at ~1,300. `OMP_WAIT_POLICY=PASSIVE` (idle threads sleep) was no
@@ -86,13 +89,19 @@ def runnable_elsewhere(proc: Path = Path("/proc")) -> int | None:
 def adapt_to_load() -> int:
     """Re-pick the thread count for the CPUs left free by other processes (at least one); a fixed
     `GAN_TORCH_THREADS` is kept. Cheap (two /proc reads): loops call it through a `LoadFollower`."""
+    return follow_load()[0]
+
+
+def follow_load() -> tuple[int, bool]:
+    """`adapt_to_load`, and whether the machine is crowded: other processes' runnable threads fill every CPU
+    this process may use, so one thread of ours gets only a time share of a CPU (never with a fixed setting)."""
     if os.environ.get(THREADS_VARIABLE) not in (None, "", "auto"):
-        return configure_threads()
-    others = runnable_elsewhere()
-    count = available_cpus() if others is None else max(1, available_cpus() - others)
+        return configure_threads(), False
+    others, cpus = runnable_elsewhere(), available_cpus()
+    count = cpus if others is None else max(1, cpus - others)
     if torch.get_num_threads() != count:
         torch.set_num_threads(count)
-    return count
+    return count, others is not None and others >= cpus
 
 
 # Seconds between thread-count checks in a loop: a step-count interval let a training that had just been joined by
@@ -101,14 +110,17 @@ ADAPT_SECONDS = 0.25
 
 
 class LoadFollower:
-    """Call it once per step: it re-picks the thread count (`adapt_to_load`) at most every `interval` seconds,
-    and at its first call. Between checks it costs one clock read."""
+    """Call it once per step: it re-picks the thread count (`follow_load`) at most every `interval` seconds,
+    and at its first call, and returns whether the machine was crowded at the last check. Between checks it
+    costs one clock read."""
 
     def __init__(self, interval: float = ADAPT_SECONDS, clock=time.monotonic) -> None:
         self.interval, self.clock, self.next_check = interval, clock, -math.inf
+        self.crowded = False
 
-    def __call__(self) -> None:
+    def __call__(self) -> bool:
         now = self.clock()
         if now >= self.next_check:
-            adapt_to_load()
+            _, self.crowded = follow_load()
             self.next_check = now + self.interval
+        return self.crowded

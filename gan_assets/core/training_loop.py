@@ -20,8 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gan_assets.core.concurrent_d import ConcurrentRealPass, can_split
 from gan_assets.core.faults import crash_point
-from gan_assets.core.losses import discriminator_loss, generator_loss
+from gan_assets.core.losses import discriminator_half_loss, discriminator_loss, generator_loss
 from gan_assets.core.networks import model_input
 from gan_assets.core.threads import LoadFollower
 
@@ -201,21 +202,54 @@ def _g_loss(state: GanState, fake: Tensor, y_fake: Tensor, config: TrainingConfi
 Fakes = tuple[Tensor, Tensor]  # G(z) with its graph to G's parameters, and the classes it was asked for
 
 
-def d_update(state: GanState, data: TrainingData, config: TrainingConfig,
-             keep_fakes: bool = False) -> tuple[Tensor, Tensor, Fakes | None]:
+def d_update(state: GanState, data: TrainingData, config: TrainingConfig, keep_fakes: bool = False,
+             split: ConcurrentRealPass | None = None) -> tuple[Tensor, Tensor, Fakes | None]:
     """One D step. With `keep_fakes`, G's forward keeps its graph and the fakes are returned, so the G step
-    that follows reuses them (the DCGAN example's loop: one G forward per iteration, not two)."""
+    that follows reuses them (the DCGAN example's loop: one G forward per iteration, not two). With `split`,
+    the real half runs on a second thread beside G's forward and the fake half (a crowded CPU)."""
     device = data.device
     real = sample_real(data, config.batch_size, state.rng, state.rows)
     z, y_fake = sample_fake(state, config.batch_size, device)
+    state.opt_d.zero_grad(set_to_none=True)
+    real_half = split.submit(lambda twin: _real_half_backward(state, twin, real, config)) if split else None
     with torch.set_grad_enabled(keep_fakes), _autocast(state, device):
         fake = state.generator(z, y_fake)
-    with _autocast(state, device):
-        loss, real_logits, _ = _d_loss(state, real, (fake.detach(), y_fake), config)
-    state.opt_d.zero_grad(set_to_none=True)
-    loss.backward()
+    if real_half is None:
+        with _autocast(state, device):
+            loss, real_logits, _ = _d_loss(state, real, (fake.detach(), y_fake), config)
+        loss.backward()
+    else:
+        fake_loss = _fake_half_backward(state, (fake.detach(), y_fake), config)
+        real_loss, real_logits = real_half.result()
+        split.merge_statistics()
+        loss = real_loss + fake_loss
     state.opt_d.step()
     return loss.detach(), torch.sigmoid(real_logits.detach()).mean(), (fake, y_fake) if keep_fakes else None
+
+
+def _real_half_backward(state: GanState, d: nn.Module, real: tuple[Tensor, Tensor],
+                        config: TrainingConfig) -> tuple[Tensor, Tensor]:
+    """J(D)'s real half on `d` (D or its twin), backpropagated; returns (loss, fp32 logits), detached.
+    Autocast is per thread, so it is entered here, on the thread that runs this."""
+    x, y = real
+    with _autocast(state, x.device):
+        phi = d.features(x)
+        logits = d.logits(phi, y).float()
+        loss = discriminator_half_loss(logits, 1.0 - config.label_smoothing) + _class_loss(d, phi, y, config)
+    loss.backward()
+    return loss.detach(), logits.detach()
+
+
+def _fake_half_backward(state: GanState, fake: tuple[Tensor, Tensor], config: TrainingConfig) -> Tensor:
+    """J(D)'s fake half on D, backpropagated; returns the loss, detached."""
+    d, (x, y) = state.discriminator, fake
+    with _autocast(state, x.device):
+        phi = d.features(x)
+        loss = discriminator_half_loss(d.logits(phi, y).float(), config.fake_label)
+        if state.generator.conditional:  # fakes have an intended class only when G was given one
+            loss = loss + _class_loss(d, phi, y, config)
+    loss.backward()
+    return loss.detach()
 
 
 def g_update(state: GanState, config: TrainingConfig, fakes: Fakes) -> tuple[Tensor, Tensor]:
@@ -228,16 +262,19 @@ def g_update(state: GanState, config: TrainingConfig, fakes: Fakes) -> tuple[Ten
     return loss.detach(), torch.sigmoid(fake_logits.detach()).mean()
 
 
-def alternating_step(state: GanState, data: TrainingData, config: TrainingConfig) -> Tensor:
+def alternating_step(state: GanState, data: TrainingData, config: TrainingConfig,
+                     split: ConcurrentRealPass | None = None) -> Tensor:
     """`d_steps` D updates, then one G update against the updated D, on the last D step's z."""
     for k in range(config.d_steps):
-        loss_d, d_x, fakes = d_update(state, data, config, keep_fakes=k == config.d_steps - 1)
+        loss_d, d_x, fakes = d_update(state, data, config, keep_fakes=k == config.d_steps - 1, split=split)
     loss_g, d_g_z = g_update(state, config, fakes)
     return torch.stack([loss_d, loss_g, d_x, d_g_z])
 
 
-def simultaneous_step(state: GanState, data: TrainingData, config: TrainingConfig) -> Tensor:
-    """Both players' gradients come from the same parameters before either moves (§3.1)."""
+def simultaneous_step(state: GanState, data: TrainingData, config: TrainingConfig,
+                      split: ConcurrentRealPass | None = None) -> Tensor:
+    """Both players' gradients come from the same parameters before either moves (§3.1). One forward of the
+    fakes feeds both costs, so D's halves are not split across threads (`split` is ignored)."""
     device = data.device
     real = sample_real(data, config.batch_size, state.rng, state.rows)
     z, y_fake = sample_fake(state, config.batch_size, device)
@@ -276,17 +313,47 @@ class NonFiniteTraining(FloatingPointError):
 def train(state: GanState, data: TrainingData, config: TrainingConfig,
           callbacks: TrainingCallbacks) -> TrainingReport:
     """Run from `state.step` to `config.steps` on the train split resident on the device."""
-    step_fn = STEP_FUNCTIONS[config.update]
     state.generator.train()
     state.discriminator.train()
     start, first_step = time.perf_counter(), state.step
+    # on a CPU, follow the cores other processes leave free (core/threads.py); a GPU's step has no such choice
+    follow_load = LoadFollower() if data.device.type == "cpu" else (lambda: False)
+    splits = _SplitWhenCrowded(state, config)
+    try:
+        report = _run_steps(state, data, config, callbacks, lambda: splits.get(follow_load()))
+    finally:
+        splits.close()
+    report.steps_done, report.seconds = state.step - first_step, time.perf_counter() - start
+    return report
+
+
+class _SplitWhenCrowded:
+    """The D step's real half on a second thread (`ConcurrentRealPass`) while other processes fill every CPU,
+    for alternating updates and a D that can be split; made at the first crowded step, closed by `train`."""
+
+    def __init__(self, state: GanState, config: TrainingConfig) -> None:
+        self.allowed = config.update == "alternating" and can_split(state.discriminator)
+        self.state, self.split = state, None
+
+    def get(self, crowded: bool) -> ConcurrentRealPass | None:
+        if not (crowded and self.allowed):
+            return None
+        if self.split is None:
+            self.split = ConcurrentRealPass(self.state.discriminator)
+        return self.split
+
+    def close(self) -> None:
+        if self.split is not None:
+            self.split.close()
+
+
+def _run_steps(state: GanState, data: TrainingData, config: TrainingConfig, callbacks: TrainingCallbacks,
+               split: Callable[[], ConcurrentRealPass | None]) -> TrainingReport:
+    step_fn = STEP_FUNCTIONS[config.update]
     report = TrainingReport(0, 0.0)
     window, window_steps = torch.zeros(len(STAT_NAMES), device=data.device), 0
-    # on a CPU, follow the cores other processes leave free (core/threads.py); a GPU's step has no such choice
-    follow_load = LoadFollower() if data.device.type == "cpu" else (lambda: None)
     while state.step < config.steps and not callbacks.abort():
-        follow_load()
-        window += step_fn(state, data, config)
+        window += step_fn(state, data, config, split())
         state.step, window_steps = state.step + 1, window_steps + 1
         crash_point("train_step")
         checkpoint_due = state.step % config.checkpoint_every == 0 or state.step == config.steps
@@ -299,7 +366,6 @@ def train(state: GanState, data: TrainingData, config: TrainingConfig,
             check_finite(state, None)
         if checkpoint_due:
             callbacks.checkpoint(state)
-    report.steps_done, report.seconds = state.step - first_step, time.perf_counter() - start
     return report
 
 

@@ -61,22 +61,31 @@ def test_load_leaves_the_cpus_other_processes_use(tmp_path, monkeypatch):
     before = torch.get_num_threads()
     try:
         assert threads.adapt_to_load() == 1 == torch.get_num_threads()  # both CPUs busy: one thread, not two
+        assert threads.follow_load() == (1, True)  # and crowded: that one thread gets a share of a CPU
+        others[0] = 3
+        assert threads.follow_load() == (1, True)
         others[0] = 0
         assert threads.adapt_to_load() == 2
-        others[0] = 1  # one runnable neighbour takes one CPU
-        assert threads.adapt_to_load() == 1
+        assert threads.follow_load() == (2, False)
+        others[0] = 1  # one runnable neighbour takes one CPU: one thread, with a CPU of its own
+        assert threads.follow_load() == (1, False)
+        others[0] = None  # /proc unreadable: every CPU, never crowded
+        assert threads.follow_load() == (2, False)
+        others[0] = 2
         monkeypatch.setenv(threads.THREADS_VARIABLE, "1")
-        assert threads.adapt_to_load() == 1  # a fixed setting is kept
+        assert threads.follow_load() == (1, False)  # a fixed setting is kept, and never treated as crowded
     finally:
         torch.set_num_threads(before)
 
 
 def test_load_follower_checks_at_start_then_by_the_clock(monkeypatch):
     calls, now = [], [100.0]
-    monkeypatch.setattr(threads, "adapt_to_load", lambda: calls.append(now[0]))
+    monkeypatch.setattr(threads, "follow_load", lambda: (calls.append(now[0]), len(calls) == 2))
     follow = threads.LoadFollower(interval=0.25, clock=lambda: now[0])
+    crowded = []
     for t in (100.0, 100.1, 100.2, 100.26, 100.3, 100.52):
         now[0] = t
-        follow()
+        crowded.append(follow())
     assert calls == [100.0, 100.26, 100.52]  # the first step, then once per quarter second whatever the step rate
+    assert crowded == [False, False, False, True, True, False]  # the last check's answer holds until the next
 
