@@ -14,8 +14,8 @@ statistics or the fixed reference batch is split; any other D (spectral norm's v
 
 Measured (`benchmarks/bench_canonical.py --busy`, the default experiment's networks, beside two CPU-bound
 processes on two cores): 1,363-1,581 img/s split against 1,193 serial on one thread (`--threads 1`), 0.55 of the
-quiet rate (median of twelve runs; README, "A busy machine"). A quiet machine never takes this path: there two
-intra-op threads are faster (about 2,800 img/s against 2,200 split).
+quiet rate (median of twelve runs; README, "A busy machine"). A quiet machine never takes this path: there the
+step's two intra-op threads share every op, G's step included, where the split leaves G's step on one thread.
 """
 
 from __future__ import annotations
