@@ -23,7 +23,8 @@ time, so a slow spell of the VM hits both sides of a ratio alike). One JSON line
 stdout, last; progress goes to stderr.
 
 `--busy` measures instead how ours degrades when it shares the CPUs: quiet, beside one CPU-bound process
-per core, and as one of two trainings at once (each training is a subprocess of this script).
+per core (started by this script, and in a session of their own: `burner_session` same / other), and as one
+of two trainings at once (each training is a subprocess of this script).
 """
 
 from __future__ import annotations
@@ -565,9 +566,10 @@ def _worker_command(args: argparse.Namespace) -> list[str]:
     return command + (["--threads", str(args.threads)] if args.threads else [])
 
 
-def measure_workers(args: argparse.Namespace, trainings: int, burners: int) -> list[dict]:
-    """Start `trainings` workers, wait until all are warm, start `burners` spinning processes, then let the
-    workers go; returns each worker's report. Every process started here is ended here."""
+def measure_workers(args: argparse.Namespace, trainings: int, burners: int, own_session: bool = False) -> list[dict]:
+    """Start `trainings` workers, wait until all are warm, start `burners` spinning processes (in a session of
+    their own with `own_session`, as if started from another shell), then let the workers go; returns each
+    worker's report. Every process started here is ended here."""
     workers = [subprocess.Popen(_worker_command(args), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
                for _ in range(trainings)]
     spinners: list[subprocess.Popen] = []
@@ -575,7 +577,8 @@ def measure_workers(args: argparse.Namespace, trainings: int, burners: int) -> l
         for worker in workers:
             if worker.stdout.readline().strip() != "ready":
                 raise RuntimeError(f"busy worker {worker.pid} failed before its warm-up ended")
-        spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(burners)]
+        spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=own_session)
+                    for _ in range(burners)]
         time.sleep(1.0 if burners else 0.0)  # let the interpreters start and begin spinning
         for worker in workers:
             worker.stdin.write("go\n")
@@ -598,7 +601,10 @@ def run_busy(args: argparse.Namespace, device: torch.device) -> None:
     log(f"  quiet {quiet_first['img_s']:.0f} img/s ({quiet_first['threads']} threads, {quiet_first['thread_policy']}); "
         f"beside {cores} CPU-bound processes")
     burned = measure_workers(args, trainings=1, burners=cores)[0]
-    log(f"  with burners {burned['img_s']:.0f} img/s; two trainings at once")
+    log(f"  with burners {burned['img_s']:.0f} img/s; beside burners of another session")
+    # With autogroup scheduling the kernel shares CPUs between sessions first: a neighbour from another shell.
+    other_session = measure_workers(args, trainings=1, burners=cores, own_session=True)[0]
+    log(f"  with another session's burners {other_session['img_s']:.0f} img/s; two trainings at once")
     pair = measure_workers(args, trainings=2, burners=0)
     log("  two trainings " + ", ".join(f"{r['img_s']:.0f}" for r in pair) + " img/s; quiet again")
     quiet_last = measure_workers(args, trainings=1, burners=0)[0]
@@ -610,7 +616,9 @@ def run_busy(args: argparse.Namespace, device: torch.device) -> None:
               "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""), "quiet_img_s": round(quiet, 1),
               "quiet_samples": [round(quiet_first["img_s"], 1), round(quiet_last["img_s"], 1)]}
     lines = [{"busy_ratio": round(burned["img_s"] / quiet, 3), "case": "one_cpu_bound_process_per_core",
-              "burners": cores, "img_s": round(burned["img_s"], 1), **common}]
+              "burners": cores, "burner_session": "same", "img_s": round(burned["img_s"], 1), **common},
+             {"busy_ratio": round(other_session["img_s"] / quiet, 3), "case": "one_cpu_bound_process_per_core",
+              "burners": cores, "burner_session": "other", "img_s": round(other_session["img_s"], 1), **common}]
     for index, report in enumerate(pair):  # a fair share of the machine is half the quiet rate
         lines.append({"busy_ratio": round(report["img_s"] / (quiet / 2), 3), "case": "two_trainings",
                       "training": index, "img_s": round(report["img_s"], 1), **common})

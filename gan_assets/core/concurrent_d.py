@@ -12,6 +12,14 @@ gradients accumulate in D's `.grad` (autograd locks each parameter's accumulator
 are then merged into what the serial order (real, then fake) gives. Only a D whose buffers are batch-norm running
 statistics or the fixed reference batch is split; any other D (spectral norm's vectors, say) stays serial.
 
+This pays where the kernel shares a crowded CPU per thread: among the processes of one session (the Dagster
+daemon's runs, `--busy`'s burners), and wherever autogroup scheduling is off. Where it shares per session
+(autogroup: CPU-bound processes started from another shell), our two threads share one session's time and the
+split is the slower (measured: 956-1,020 img/s against 1,105-1,135 serial on one thread); `GAN_TORCH_THREADS=1`
+keeps the step serial. A trainer timing both ways as it ran was tried and not kept: the trials underrated the
+split (a split window right after a serial one ran at 1,170-1,390 img/s, against 1,500-1,800 split throughout),
+so it chose the split late or not at all and kept 0.43-0.45 of the quiet rate instead of 0.55.
+
 Measured (`benchmarks/bench_canonical.py --busy`, the default experiment's networks, beside two CPU-bound
 processes on two cores): 1,363-1,581 img/s split against 1,193 serial on one thread (`--threads 1`), 0.55 of the
 quiet rate (median of twelve runs; README, "A busy machine"). A quiet machine never takes this path: there the
@@ -21,6 +29,7 @@ step's two intra-op threads share every op, G's step included, where the split l
 from __future__ import annotations
 
 import copy
+import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, TypeVar
 
@@ -57,6 +66,19 @@ def _twin(discriminator: nn.Module) -> nn.Module:
     return twin
 
 
+_SIDE_THREAD: dict[int, ThreadPoolExecutor] = {}  # by process id: a forked child does not inherit the thread
+
+
+def _side_thread() -> ThreadPoolExecutor:
+    """The process's one side thread, made on first use and kept: a new thread's first D pass is slow (its
+    allocator and kernel caches start cold), and a caller may train in many short `train` calls."""
+    pid = os.getpid()
+    if pid not in _SIDE_THREAD:
+        _SIDE_THREAD.clear()
+        _SIDE_THREAD[pid] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="d-real-half")
+    return _SIDE_THREAD[pid]
+
+
 class ConcurrentRealPass:
     """Runs one function of a D twin on a second thread while the caller computes the fake half on D.
 
@@ -71,7 +93,6 @@ class ConcurrentRealPass:
         self.norms = [(twin, module) for twin, module in zip(self.twin.modules(), discriminator.modules())
                       if isinstance(module, _BatchNorm) and module.track_running_stats]
         self.before: list[tuple[torch.Tensor, torch.Tensor]] = []
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="d-real-half")
 
     def submit(self, real_half: Callable[[nn.Module], T]) -> Future[T]:
         """Start `real_half(twin)` on the side thread, with the twin's buffers equal to D's now."""
@@ -80,7 +101,7 @@ class ConcurrentRealPass:
                 twin_buffer.copy_(buffer)
         self.before = [(norm.running_mean.clone(), norm.running_var.clone()) for _, norm in self.norms]
         self.twin.train(self.discriminator.training)
-        return self.pool.submit(real_half, self.twin)
+        return _side_thread().submit(real_half, self.twin)
 
     @torch.no_grad()
     def merge_statistics(self) -> None:
@@ -94,6 +115,3 @@ class ConcurrentRealPass:
             norm.running_mean.add_(twin.running_mean - mean0, alpha=keep)
             norm.running_var.add_(twin.running_var - var0, alpha=keep)
             norm.num_batches_tracked.add_(1)
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=True)

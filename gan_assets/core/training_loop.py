@@ -319,17 +319,14 @@ def train(state: GanState, data: TrainingData, config: TrainingConfig,
     # on a CPU, follow the cores other processes leave free (core/threads.py); a GPU's step has no such choice
     follow_load = LoadFollower() if data.device.type == "cpu" else (lambda: False)
     splits = _SplitWhenCrowded(state, config)
-    try:
-        report = _run_steps(state, data, config, callbacks, lambda: splits.get(follow_load()))
-    finally:
-        splits.close()
+    report = _run_steps(state, data, config, callbacks, lambda: splits.get(follow_load()))
     report.steps_done, report.seconds = state.step - first_step, time.perf_counter() - start
     return report
 
 
 class _SplitWhenCrowded:
     """The D step's real half on a second thread (`ConcurrentRealPass`) while other processes fill every CPU,
-    for alternating updates and a D that can be split; made at the first crowded step, closed by `train`."""
+    for alternating updates and a D that can be split; made at the first crowded step."""
 
     def __init__(self, state: GanState, config: TrainingConfig) -> None:
         self.allowed = config.update == "alternating" and can_split(state.discriminator)
@@ -341,10 +338,6 @@ class _SplitWhenCrowded:
         if self.split is None:
             self.split = ConcurrentRealPass(self.state.discriminator)
         return self.split
-
-    def close(self) -> None:
-        if self.split is not None:
-            self.split.close()
 
 
 def _run_steps(state: GanState, data: TrainingData, config: TrainingConfig, callbacks: TrainingCallbacks,
