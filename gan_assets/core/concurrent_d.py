@@ -12,18 +12,20 @@ gradients accumulate in D's `.grad` (autograd locks each parameter's accumulator
 are then merged into what the serial order (real, then fake) gives. Only a D whose buffers are batch-norm running
 statistics or the fixed reference batch is split; any other D (spectral norm's vectors, say) stays serial.
 
-This pays where the kernel shares a crowded CPU per thread: among the processes of one session (the Dagster
-daemon's runs, `--busy`'s burners), and wherever autogroup scheduling is off. Where it shares per session
-(autogroup: CPU-bound processes started from another shell), our two threads share one session's time and the
-split is the slower (measured: 956-1,020 img/s against 1,105-1,135 serial on one thread); `GAN_TORCH_THREADS=1`
-keeps the step serial. A trainer timing both ways as it ran was tried and not kept: the trials underrated the
-split (a split window right after a serial one ran at 1,170-1,390 img/s, against 1,500-1,800 split throughout),
-so it chose the split late or not at all and kept 0.43-0.45 of the quiet rate instead of 0.55.
+This pays only where the kernel shares a crowded CPU per thread: among the processes of one session (the Dagster
+daemon's runs, `--busy`'s burners), or with autogroup scheduling off. With autogroup on, CPU-bound processes of
+another session (another shell) get their session's share whatever our thread count, so a second thread only adds
+waiting: measured there, 950-1,039 img/s split against 1,163 serial. So the loop splits only while most runnable
+neighbour threads are of this session (`threads.shared_per_thread`, looked at every 2 s while crowded).
+A trainer timing both ways as it ran was tried first and not kept: the trials underrated the split (a split
+window right after a serial one ran at 1,170-1,390 img/s against 1,500-1,800 split throughout) and it kept
+0.43-0.45 of the quiet rate instead of 0.55.
 
-Measured (`benchmarks/bench_canonical.py --busy`, the default experiment's networks, beside two CPU-bound
-processes on two cores): 1,363-1,581 img/s split against 1,193 serial on one thread (`--threads 1`), 0.55 of the
-quiet rate (median of twelve runs; README, "A busy machine"). A quiet machine never takes this path: there the
-step's two intra-op threads share every op, G's step included, where the split leaves G's step on one thread.
+Measured with `OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_canonical.py --busy` (the default
+experiment's networks, two CPU-bound processes on two cores; README, "A busy machine"): beside burners of this
+session 1,363-1,581 img/s split against 1,101-1,193 serial on one thread (`--threads 1`), 0.55 of the quiet rate
+(median of twelve runs). A quiet machine never splits: there the step's two intra-op threads share every op, G's
+step included, where the split leaves G's step on one thread.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ CPUs other processes are busy on right now (`adapt_to_load`, which the training 
 `LoadFollower` every quarter second), or `GAN_TORCH_THREADS` when set (then fixed). When other processes'
 runnable threads fill every CPU (`follow_load` says *crowded*), one thread gets only a time share of a CPU and
 more intra-op threads collapse, so the training loop splits its D steps across two threads instead
-(core/concurrent_d.py).
+(core/concurrent_d.py), where the kernel shares the CPUs per thread (`shared_per_thread`).
 
 Measured here (`benchmarks/bench_canonical.py --busy`): two bf16 trainings at once with 2 threads each ran
 at 20 img/s apiece, with 1 thread each at ~1,300. `OMP_WAIT_POLICY=PASSIVE` (idle threads sleep) was no
@@ -75,15 +75,64 @@ def configure_threads(setting: int | str | None = None) -> int:
     return count
 
 
+def _stat_fields(stat: Path) -> list[str]:
+    """A /proc stat file's fields after the command name: state, ppid, pgrp, session, ..."""
+    return stat.read_text().rsplit(")", 1)[1].split()
+
+
+def _runnable_threads(process: Path) -> int:
+    return sum(1 for task in (process / "task").iterdir() if _stat_fields(task / "stat")[0] == "R")
+
+
 def runnable_elsewhere(proc: Path = Path("/proc")) -> int | None:
     """Threads of other processes that are runnable now (the kernel's count, less this process's own)."""
     try:
         running = int((proc / "loadavg").read_text().split()[3].split("/")[0])
-        own = sum(1 for task in (proc / "self" / "task").iterdir()
-                  if (proc / "self" / "task" / task.name / "stat").read_text().rsplit(")", 1)[1].split()[0] == "R")
+        own = _runnable_threads(proc / "self")
     except (OSError, ValueError, IndexError):
         return None
     return max(0, running - own)
+
+
+def runnable_by_session(proc: Path = Path("/proc"), session: int | None = None,
+                        own: int | None = None) -> tuple[int, int] | None:
+    """Runnable threads of other processes (kernel threads aside), as (in this process's session, outside it);
+    None when /proc cannot be listed."""
+    session = os.getsid(0) if session is None else session
+    own = os.getpid() if own is None else own
+    try:
+        processes = [entry for entry in proc.iterdir() if entry.name.isdigit() and int(entry.name) != own]
+    except OSError:
+        return None
+    inside = outside = 0
+    for process in processes:
+        try:
+            process_session = int(_stat_fields(process / "stat")[3])
+            if process_session == 0:
+                continue  # a kernel thread: no session, no autogroup
+            runnable = _runnable_threads(process)
+        except (OSError, ValueError, IndexError):
+            continue  # it ended while we read it
+        if process_session == session:
+            inside += runnable
+        else:
+            outside += runnable
+    return inside, outside
+
+
+def shared_per_thread(proc: Path = Path("/proc")) -> bool:
+    """Whether the kernel shares the CPUs between this process and its runnable neighbours per thread, so that a
+    second thread of ours adds CPU time: autogroup scheduling is off, or most runnable neighbour threads are in
+    this process's session. With autogroup on, a neighbour of another session (another shell) gets its session's
+    share whatever our thread count, and so does ours: there a second thread only adds waiting."""
+    try:
+        autogroup = (proc / "sys" / "kernel" / "sched_autogroup_enabled").read_text().strip() == "1"
+    except OSError:
+        autogroup = False
+    if not autogroup:
+        return True
+    counts = runnable_by_session(proc)
+    return counts is not None and counts[0] > counts[1]
 
 
 def adapt_to_load() -> int:
@@ -107,20 +156,27 @@ def follow_load() -> tuple[int, bool]:
 # Seconds between thread-count checks in a loop: a step-count interval let a training that had just been joined by
 # a CPU-bound neighbour spend seconds in the collapsed (oversubscribed) regime, where one step takes 10x longer.
 ADAPT_SECONDS = 0.25
+# Seconds between looks at who the crowding neighbours are (`shared_per_thread` lists /proc: ~1 ms per 100 processes).
+SESSION_SECONDS = 2.0
 
 
 class LoadFollower:
-    """Call it once per step: it re-picks the thread count (`follow_load`) at most every `interval` seconds,
-    and at its first call, and returns whether the machine was crowded at the last check. Between checks it
-    costs one clock read."""
+    """Call it once per step: it re-picks the thread count (`follow_load`) at most every `interval` seconds, and
+    at its first call. It returns whether a second thread would add CPU time at the last check: the machine is
+    crowded and its neighbours share the CPUs per thread (`shared_per_thread`, looked at every `SESSION_SECONDS`
+    while crowded). Between checks it costs one clock read."""
 
     def __init__(self, interval: float = ADAPT_SECONDS, clock=time.monotonic) -> None:
         self.interval, self.clock, self.next_check = interval, clock, -math.inf
+        self.per_thread, self.next_session_check = False, -math.inf
         self.crowded = False
 
     def __call__(self) -> bool:
         now = self.clock()
         if now >= self.next_check:
-            _, self.crowded = follow_load()
+            _, crowded = follow_load()
+            if crowded and now >= self.next_session_check:
+                self.per_thread, self.next_session_check = shared_per_thread(), now + SESSION_SECONDS
+            self.crowded = crowded and self.per_thread
             self.next_check = now + self.interval
         return self.crowded

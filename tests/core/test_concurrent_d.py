@@ -89,6 +89,7 @@ def test_only_a_d_whose_forward_moves_batch_norm_statistics_alone_is_split():
 def crowded_machine(monkeypatch, crowded: bool, made: list):
     monkeypatch.setenv(threads.THREADS_VARIABLE, "auto")
     monkeypatch.setattr(threads, "follow_load", lambda: (1, crowded))
+    monkeypatch.setattr(threads, "shared_per_thread", lambda: True)  # the neighbours are this session's
     monkeypatch.setattr(training_loop, "ConcurrentRealPass", lambda d: made.append(ConcurrentRealPass(d)) or made[-1])
 
 

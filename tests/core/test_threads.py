@@ -81,6 +81,7 @@ def test_load_leaves_the_cpus_other_processes_use(tmp_path, monkeypatch):
 def test_load_follower_checks_at_start_then_by_the_clock(monkeypatch):
     calls, now = [], [100.0]
     monkeypatch.setattr(threads, "follow_load", lambda: (calls.append(now[0]), len(calls) == 2))
+    monkeypatch.setattr(threads, "shared_per_thread", lambda: True)
     follow = threads.LoadFollower(interval=0.25, clock=lambda: now[0])
     crowded = []
     for t in (100.0, 100.1, 100.2, 100.26, 100.3, 100.52):
@@ -89,3 +90,58 @@ def test_load_follower_checks_at_start_then_by_the_clock(monkeypatch):
     assert calls == [100.0, 100.26, 100.52]  # the first step, then once per quarter second whatever the step rate
     assert crowded == [False, False, False, True, True, False]  # the last check's answer holds until the next
 
+
+
+def fake_process(proc, pid: int, session: int, states: str) -> None:
+    """/proc/<pid> with one task per letter of `states` (R runnable, S sleeping)."""
+    (proc / str(pid)).mkdir(parents=True)
+    (proc / str(pid) / "stat").write_text(f"{pid} (burn (x)) {states[0]} 1 {pid} {session} 0")
+    for index, state in enumerate(states):
+        task = proc / str(pid) / "task" / str(pid + index)
+        task.mkdir(parents=True)
+        (task / "stat").write_text(f"{pid + index} (burn) {state} 1 {pid} {session} 0")
+
+
+def test_runnable_neighbours_are_counted_by_session(tmp_path):
+    fake_process(tmp_path, 10, session=7, states="RRS")  # two runnable threads in our session
+    fake_process(tmp_path, 11, session=8, states="R")  # another shell's
+    fake_process(tmp_path, 12, session=0, states="R")  # a kernel thread: no session
+    fake_process(tmp_path, 13, session=7, states="RR")  # ourselves
+    assert threads.runnable_by_session(tmp_path, session=7, own=13) == (2, 1)
+    assert threads.runnable_by_session(tmp_path / "missing", session=7, own=13) is None
+
+
+@pytest.mark.parametrize("autogroup, inside, outside, per_thread", [
+    ("1", "RR", "", True),  # the neighbours are this session's (a daemon's other runs): shared per thread
+    ("1", "", "RR", False),  # another shell's: its session gets a session's share
+    ("1", "R", "R", False),
+    ("0", "", "RR", True),  # no autogroup: every runnable thread counts alike
+    (None, "", "RR", True),
+])
+def test_a_second_thread_adds_cpu_time_only_where_the_kernel_shares_per_thread(
+        tmp_path, autogroup, inside, outside, per_thread):
+    if autogroup is not None:
+        (tmp_path / "sys" / "kernel").mkdir(parents=True)
+        (tmp_path / "sys" / "kernel" / "sched_autogroup_enabled").write_text(autogroup + "\n")
+    if inside:
+        fake_process(tmp_path, 20, session=os.getsid(0), states=inside)
+    if outside:
+        fake_process(tmp_path, 30, session=os.getsid(0) + 1, states=outside)
+    assert threads.shared_per_thread(tmp_path) is per_thread
+
+
+def test_the_follower_splits_only_while_crowded_by_neighbours_sharing_per_thread(monkeypatch):
+    now, load, per_thread, looks = [0.0], [(1, True)], [True], []
+    monkeypatch.setattr(threads, "follow_load", lambda: load[0])
+    monkeypatch.setattr(threads, "shared_per_thread", lambda: looks.append(now[0]) or per_thread[0])
+    follow = threads.LoadFollower(interval=0.25, clock=lambda: now[0])
+    assert follow() is True
+    per_thread[0] = False  # the neighbours change, seen at the next look (every SESSION_SECONDS)
+    now[0] = 0.5
+    assert follow() is True
+    now[0] = threads.SESSION_SECONDS
+    assert follow() is False
+    load[0] = (2, False)  # quiet: no split, and no look at the neighbours
+    now[0] = 2 * threads.SESSION_SECONDS
+    assert follow() is False
+    assert looks == [0.0, threads.SESSION_SECONDS]
