@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from gan_assets.core.concurrent_d import ConcurrentRealPass, can_split
 from gan_assets.core.faults import crash_point
-from gan_assets.core.losses import discriminator_half_loss, discriminator_loss, generator_loss
+from gan_assets.core.losses import discriminator_half_loss, generator_loss
 from gan_assets.core.networks import model_input
 from gan_assets.core.threads import LoadFollower
 
@@ -179,15 +179,28 @@ def _class_loss(d: nn.Module, phi: Tensor, labels: Tensor, config: TrainingConfi
 def _d_loss(state: GanState, real: tuple[Tensor, Tensor], fake: tuple[Tensor, Tensor],
             config: TrainingConfig) -> tuple[Tensor, Tensor, Tensor]:
     # Real and fake go through D separately, so batch norm normalises each minibatch on its own (§3.3).
-    d, (x, y), (x_fake, y_fake) = state.discriminator, real, fake
-    phi_real, phi_fake = d.features(x), d.features(x_fake)
-    real_logits, fake_logits = d.logits(phi_real, y), d.logits(phi_fake, y_fake)
-    real_logits, fake_logits = real_logits.float(), fake_logits.float()  # the costs in fp32, whatever the convs ran in
-    loss = discriminator_loss(real_logits, fake_logits, 1.0 - config.label_smoothing, config.fake_label)
-    loss = loss + _class_loss(d, phi_real, y, config)
+    real_loss, real_logits = _real_half(state.discriminator, real, config)
+    fake_loss, fake_logits = _fake_half(state, fake, config)
+    return real_loss + fake_loss, real_logits, fake_logits
+
+
+def _real_half(d: nn.Module, real: tuple[Tensor, Tensor], config: TrainingConfig) -> tuple[Tensor, Tensor]:
+    """J(D)'s real half on `d` (D, or its twin on the side thread): (loss, fp32 logits)."""
+    x, y = real
+    phi = d.features(x)
+    logits = d.logits(phi, y).float()  # the costs in fp32, whatever the convs ran in
+    return discriminator_half_loss(logits, 1.0 - config.label_smoothing) + _class_loss(d, phi, y, config), logits
+
+
+def _fake_half(state: GanState, fake: tuple[Tensor, Tensor], config: TrainingConfig) -> tuple[Tensor, Tensor]:
+    """J(D)'s fake half on D: (loss, fp32 logits)."""
+    d, (x, y) = state.discriminator, fake
+    phi = d.features(x)
+    logits = d.logits(phi, y).float()
+    loss = discriminator_half_loss(logits, config.fake_label)
     if state.generator.conditional:  # fakes have an intended class only when G was given one
-        loss = loss + _class_loss(d, phi_fake, y_fake, config)
-    return loss, real_logits, fake_logits
+        loss = loss + _class_loss(d, phi, y, config)
+    return loss, logits
 
 
 def _g_loss(state: GanState, fake: Tensor, y_fake: Tensor, config: TrainingConfig) -> tuple[Tensor, Tensor]:
@@ -219,37 +232,24 @@ def d_update(state: GanState, data: TrainingData, config: TrainingConfig, keep_f
             loss, real_logits, _ = _d_loss(state, real, (fake.detach(), y_fake), config)
         loss.backward()
     else:
-        fake_loss = _fake_half_backward(state, (fake.detach(), y_fake), config)
+        with _autocast(state, device):
+            fake_loss, _ = _fake_half(state, (fake.detach(), y_fake), config)
+        fake_loss.backward()
         real_loss, real_logits = real_half.result()
         split.merge_statistics()
-        loss = real_loss + fake_loss
+        loss = real_loss + fake_loss.detach()
     state.opt_d.step()
     return loss.detach(), torch.sigmoid(real_logits.detach()).mean(), (fake, y_fake) if keep_fakes else None
 
 
 def _real_half_backward(state: GanState, d: nn.Module, real: tuple[Tensor, Tensor],
                         config: TrainingConfig) -> tuple[Tensor, Tensor]:
-    """J(D)'s real half on `d` (D or its twin), backpropagated; returns (loss, fp32 logits), detached.
-    Autocast is per thread, so it is entered here, on the thread that runs this."""
-    x, y = real
-    with _autocast(state, x.device):
-        phi = d.features(x)
-        logits = d.logits(phi, y).float()
-        loss = discriminator_half_loss(logits, 1.0 - config.label_smoothing) + _class_loss(d, phi, y, config)
+    """`_real_half` backpropagated, for the side thread; returns (loss, logits), detached. Autocast is per
+    thread, so it is entered here, on the thread that runs this."""
+    with _autocast(state, real[0].device):
+        loss, logits = _real_half(d, real, config)
     loss.backward()
     return loss.detach(), logits.detach()
-
-
-def _fake_half_backward(state: GanState, fake: tuple[Tensor, Tensor], config: TrainingConfig) -> Tensor:
-    """J(D)'s fake half on D, backpropagated; returns the loss, detached."""
-    d, (x, y) = state.discriminator, fake
-    with _autocast(state, x.device):
-        phi = d.features(x)
-        loss = discriminator_half_loss(d.logits(phi, y).float(), config.fake_label)
-        if state.generator.conditional:  # fakes have an intended class only when G was given one
-            loss = loss + _class_loss(d, phi, y, config)
-    loss.backward()
-    return loss.detach()
 
 
 def g_update(state: GanState, config: TrainingConfig, fakes: Fakes) -> tuple[Tensor, Tensor]:
