@@ -80,6 +80,15 @@ def _stat_fields(stat: Path) -> list[str]:
     return stat.read_text().rsplit(")", 1)[1].split()
 
 
+_PF_KTHREAD = 0x00200000  # the kernel's flag for its own threads (include/linux/sched.h)
+
+
+def _is_kernel_thread(fields: list[str]) -> bool:
+    """By the flags field, not by session 0: inside a container whose session leader lives outside its PID
+    namespace, ordinary processes (this one too) have session 0."""
+    return len(fields) > 6 and int(fields[6]) & _PF_KTHREAD != 0
+
+
 def _runnable_threads(process: Path) -> int:
     return sum(1 for task in (process / "task").iterdir() if _stat_fields(task / "stat")[0] == "R")
 
@@ -107,9 +116,10 @@ def runnable_by_session(proc: Path = Path("/proc"), session: int | None = None,
     inside = outside = 0
     for process in processes:
         try:
-            process_session = int(_stat_fields(process / "stat")[3])
-            if process_session == 0:
-                continue  # a kernel thread: no session, no autogroup
+            fields = _stat_fields(process / "stat")
+            if _is_kernel_thread(fields):
+                continue  # no session, no autogroup
+            process_session = int(fields[3])
             runnable = _runnable_threads(process)
         except (OSError, ValueError, IndexError):
             continue  # it ended while we read it

@@ -92,22 +92,31 @@ def test_load_follower_checks_at_start_then_by_the_clock(monkeypatch):
 
 
 
-def fake_process(proc, pid: int, session: int, states: str) -> None:
-    """/proc/<pid> with one task per letter of `states` (R runnable, S sleeping)."""
+def fake_process(proc, pid: int, session: int, states: str, flags: int = 0x400000) -> None:
+    """/proc/<pid> with one task per letter of `states` (R runnable, S sleeping); stat's fields up to flags."""
     (proc / str(pid)).mkdir(parents=True)
-    (proc / str(pid) / "stat").write_text(f"{pid} (burn (x)) {states[0]} 1 {pid} {session} 0")
+    (proc / str(pid) / "stat").write_text(f"{pid} (burn (x)) {states[0]} 1 {pid} {session} 0 -1 {flags} 0")
     for index, state in enumerate(states):
         task = proc / str(pid) / "task" / str(pid + index)
         task.mkdir(parents=True)
-        (task / "stat").write_text(f"{pid + index} (burn) {state} 1 {pid} {session} 0")
+        (task / "stat").write_text(f"{pid + index} (burn) {state} 1 {pid} {session} 0 -1 {flags} 0")
 
 
 def test_runnable_neighbours_are_counted_by_session(tmp_path):
     fake_process(tmp_path, 10, session=7, states="RRS")  # two runnable threads in our session
     fake_process(tmp_path, 11, session=8, states="R")  # another shell's
-    fake_process(tmp_path, 12, session=0, states="R")  # a kernel thread: no session
+    fake_process(tmp_path, 12, session=0, states="R", flags=0x208040)  # a kernel thread (PF_KTHREAD)
     fake_process(tmp_path, 13, session=7, states="RR")  # ourselves
     assert threads.runnable_by_session(tmp_path, session=7, own=13) == (2, 1)
+
+
+def test_in_a_container_session_0_is_a_session_like_any_other(tmp_path):
+    """Where the session leader lives outside the PID namespace, this process and its neighbours have
+    session 0; only the PF_KTHREAD flag marks a kernel thread."""
+    fake_process(tmp_path, 10, session=0, states="RR")  # a neighbour in our (invisible-leader) session
+    fake_process(tmp_path, 11, session=5, states="R")
+    fake_process(tmp_path, 12, session=0, states="R", flags=0x208040)
+    assert threads.runnable_by_session(tmp_path, session=0, own=99) == (2, 1)
     assert threads.runnable_by_session(tmp_path / "missing", session=7, own=13) is None
 
 
