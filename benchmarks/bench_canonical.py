@@ -23,8 +23,11 @@ time, so a slow spell of the VM hits both sides of a ratio alike). One JSON line
 stdout, last; progress goes to stderr.
 
 `--busy` measures instead how ours degrades when it shares the CPUs: quiet, beside one CPU-bound process
-per core (started by this script, and in a session of their own: `burner_session` same / other), and as one
-of two trainings at once (each training is a subprocess of this script).
+per core started by this script, and as one of two trainings at once (each training is a subprocess of this
+script). The burners run in one of three places, since the kernel's autogroup scheduling shares the CPUs
+between sessions first (`burner_session`): `same` (this script's session), `other` (all in one other session,
+as one other shell, or one other process spinning on every core), `separate` (each in a session of its own,
+as two other shells).
 """
 
 from __future__ import annotations
@@ -566,10 +569,44 @@ def _worker_command(args: argparse.Namespace) -> list[str]:
     return command + (["--threads", str(args.threads)] if args.threads else [])
 
 
-def measure_workers(args: argparse.Namespace, trainings: int, burners: int, own_session: bool = False) -> list[dict]:
-    """Start `trainings` workers, wait until all are warm, start `burners` spinning processes (in a session of
-    their own with `own_session`, as if started from another shell), then let the workers go; returns each
-    worker's report. Every process started here is ended here."""
+# A burner that forks into `count` spinning processes: all of them in its session (start it in a new one to put
+# them all in one other session, as one other shell or one process spinning on every core would be).
+_BURNER = ("import os, sys\n"
+           "for _ in range(int(sys.argv[1]) - 1):\n"
+           "    if os.fork() == 0: break\n"
+           "while True: pass\n")
+
+# Where the burners run, as the kernel's autogroup scheduling sees them: in this script's session; all in one other
+# session; each in a session of its own (two other shells).
+BURNER_SESSIONS = ("same", "other", "separate")
+
+
+def start_burners(count: int, session: str) -> list[subprocess.Popen]:
+    """`count` CPU-bound processes; each returned Popen is the leader of its own process group when the session is
+    not "same", so that `stop_burners` can end its forked children too."""
+    if count == 0:
+        return []
+    if session == "other":
+        return [subprocess.Popen([sys.executable, "-c", _BURNER, str(count)], start_new_session=True)]
+    return [subprocess.Popen([sys.executable, "-c", _BURNER, "1"], start_new_session=session == "separate")
+            for _ in range(count)]
+
+
+def stop_burners(burners: list[subprocess.Popen], session: str) -> None:
+    for burner in burners:
+        if session == "same":
+            burner.kill()
+        else:
+            try:
+                os.killpg(burner.pid, 9)
+            except ProcessLookupError:
+                pass
+        burner.wait()
+
+
+def measure_workers(args: argparse.Namespace, trainings: int, burners: int, session: str = "same") -> list[dict]:
+    """Start `trainings` workers, wait until all are warm, start `burners` spinning processes (`start_burners`),
+    then let the workers go; returns each worker's report. Every process started here is ended here."""
     workers = [subprocess.Popen(_worker_command(args), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
                for _ in range(trainings)]
     spinners: list[subprocess.Popen] = []
@@ -577,8 +614,7 @@ def measure_workers(args: argparse.Namespace, trainings: int, burners: int, own_
         for worker in workers:
             if worker.stdout.readline().strip() != "ready":
                 raise RuntimeError(f"busy worker {worker.pid} failed before its warm-up ended")
-        spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=own_session)
-                    for _ in range(burners)]
+        spinners = start_burners(burners, session)
         time.sleep(1.0 if burners else 0.0)  # let the interpreters start and begin spinning
         for worker in workers:
             worker.stdin.write("go\n")
@@ -588,10 +624,11 @@ def measure_workers(args: argparse.Namespace, trainings: int, burners: int, own_
             worker.wait()
         return reports
     finally:
-        for process in spinners + workers:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+        stop_burners(spinners, session)
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
 
 
 def run_busy(args: argparse.Namespace, device: torch.device) -> None:
@@ -600,11 +637,12 @@ def run_busy(args: argparse.Namespace, device: torch.device) -> None:
     quiet_first = measure_workers(args, trainings=1, burners=0)[0]
     log(f"  quiet {quiet_first['img_s']:.0f} img/s ({quiet_first['threads']} threads, {quiet_first['thread_policy']}); "
         f"beside {cores} CPU-bound processes")
-    burned = measure_workers(args, trainings=1, burners=cores)[0]
-    log(f"  with burners {burned['img_s']:.0f} img/s; beside burners of another session")
-    # With autogroup scheduling the kernel shares CPUs between sessions first: a neighbour from another shell.
-    other_session = measure_workers(args, trainings=1, burners=cores, own_session=True)[0]
-    log(f"  with another session's burners {other_session['img_s']:.0f} img/s; two trainings at once")
+    # With autogroup scheduling the kernel shares CPUs between sessions first, then between a session's threads.
+    burned = {}
+    for session in BURNER_SESSIONS:
+        burned[session] = measure_workers(args, trainings=1, burners=cores, session=session)[0]
+        log(f"  beside burners in session '{session}': {burned[session]['img_s']:.0f} img/s")
+    log("  two trainings at once")
     pair = measure_workers(args, trainings=2, burners=0)
     log("  two trainings " + ", ".join(f"{r['img_s']:.0f}" for r in pair) + " img/s; quiet again")
     quiet_last = measure_workers(args, trainings=1, burners=0)[0]
@@ -615,10 +653,9 @@ def run_busy(args: argparse.Namespace, device: torch.device) -> None:
               "threads": quiet_first["threads"], "thread_policy": quiet_first["thread_policy"],
               "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""), "quiet_img_s": round(quiet, 1),
               "quiet_samples": [round(quiet_first["img_s"], 1), round(quiet_last["img_s"], 1)]}
-    lines = [{"busy_ratio": round(burned["img_s"] / quiet, 3), "case": "one_cpu_bound_process_per_core",
-              "burners": cores, "burner_session": "same", "img_s": round(burned["img_s"], 1), **common},
-             {"busy_ratio": round(other_session["img_s"] / quiet, 3), "case": "one_cpu_bound_process_per_core",
-              "burners": cores, "burner_session": "other", "img_s": round(other_session["img_s"], 1), **common}]
+    lines = [{"busy_ratio": round(report["img_s"] / quiet, 3), "case": "one_cpu_bound_process_per_core",
+              "burners": cores, "burner_session": session, "img_s": round(report["img_s"], 1), **common}
+             for session, report in burned.items()]
     for index, report in enumerate(pair):  # a fair share of the machine is half the quiet rate
         lines.append({"busy_ratio": round(report["img_s"] / (quiet / 2), 3), "case": "two_trainings",
                       "training": index, "img_s": round(report["img_s"], 1), **common})
