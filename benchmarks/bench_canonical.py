@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -598,7 +599,7 @@ def stop_burners(burners: list[subprocess.Popen], session: str) -> None:
             burner.kill()
         else:
             try:
-                os.killpg(burner.pid, 9)
+                os.killpg(burner.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         burner.wait()

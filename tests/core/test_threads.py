@@ -108,6 +108,7 @@ def test_runnable_neighbours_are_counted_by_session(tmp_path):
     fake_process(tmp_path, 12, session=0, states="R", flags=0x208040)  # a kernel thread (PF_KTHREAD)
     fake_process(tmp_path, 13, session=7, states="RR")  # ourselves
     assert threads.runnable_by_session(tmp_path, session=7, own=13) == (2, 1)
+    assert threads.runnable_by_session(tmp_path / "missing", session=7, own=13) is None
 
 
 def test_in_a_container_session_0_is_a_session_like_any_other(tmp_path):
@@ -117,7 +118,6 @@ def test_in_a_container_session_0_is_a_session_like_any_other(tmp_path):
     fake_process(tmp_path, 11, session=5, states="R")
     fake_process(tmp_path, 12, session=0, states="R", flags=0x208040)
     assert threads.runnable_by_session(tmp_path, session=0, own=99) == (2, 1)
-    assert threads.runnable_by_session(tmp_path / "missing", session=7, own=13) is None
 
 
 @pytest.mark.parametrize("autogroup, inside, outside, per_thread", [
