@@ -593,6 +593,21 @@ def start_burners(count: int, session: str) -> list[subprocess.Popen]:
             for _ in range(count)]
 
 
+def burner_pids(burners: list[subprocess.Popen], session: str) -> list[int]:
+    """The burners' pids and those of the spinners they forked: their process groups, unless they share ours."""
+    if session == "same":
+        return [burner.pid for burner in burners]
+    groups, pids = {burner.pid for burner in burners}, []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getpgid(int(entry.name)) in groups:
+                    pids.append(int(entry.name))
+            except ProcessLookupError:
+                continue  # it ended while we looked
+    return pids
+
+
 def stop_burners(burners: list[subprocess.Popen], session: str) -> None:
     for burner in burners:
         if session == "same":

@@ -1,4 +1,5 @@
-"""The busy benchmark's burners sit where its `burner_session` says, and none outlives the measurement."""
+"""The busy benchmark's burners sit where its `burner_session` says, `burner_pids` finds the spinners they forked,
+and none outlives the measurement."""
 
 import os
 import sys
@@ -9,22 +10,6 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import bench_canonical  # noqa: E402
-
-
-def _spinners_of(burners, session: str) -> list[int]:
-    """The burners' pids and those of the processes they forked: their process groups, unless they share ours."""
-    if session == "same":
-        return [burner.pid for burner in burners]
-    groups = {os.getpgid(burner.pid) for burner in burners}
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if os.getpgid(int(entry.name)) in groups and int(entry.name) != os.getpid():
-                    pids.append(int(entry.name))
-            except ProcessLookupError:
-                continue
-    return pids
 
 
 def _wait_for(condition, seconds: float = 5.0) -> bool:
@@ -44,12 +29,12 @@ def _wait_for(condition, seconds: float = 5.0) -> bool:
 def test_burners_run_in_the_sessions_they_are_named_for(session, processes, sessions):
     burners = bench_canonical.start_burners(2, session)
     try:
-        assert _wait_for(lambda: len(_spinners_of(burners, session)) == processes)
-        spinner_sessions = {os.getsid(pid) for pid in _spinners_of(burners, session)}
+        assert _wait_for(lambda: len(bench_canonical.burner_pids(burners, session)) == processes)
+        spinner_sessions = {os.getsid(pid) for pid in bench_canonical.burner_pids(burners, session)}
         assert len(spinner_sessions) == sessions
         assert (os.getsid(0) in spinner_sessions) is (session == "same")
     finally:
-        pids = _spinners_of(burners, session)
+        pids = bench_canonical.burner_pids(burners, session)
         bench_canonical.stop_burners(burners, session)
     assert _wait_for(lambda: not any(_alive(pid) for pid in pids))
 

@@ -15,16 +15,17 @@ statistics or the fixed reference batch is split; any other D (spectral norm's v
 This pays only where the kernel shares a crowded CPU per thread: among the processes of one session (the Dagster
 daemon's runs, `--busy`'s burners), or with autogroup scheduling off. With autogroup on, CPU-bound processes of
 another session (another shell) get their session's share whatever our thread count, so a second thread only adds
-waiting: measured there, 950-1,039 img/s split against 1,163 serial. So the loop splits only while most runnable
-neighbour threads are of this session (`threads.shared_per_thread`, looked at every 2 s while crowded).
+waiting: measured beside a session per burner (`burner_session: separate`), 950-1,039 img/s split against 1,163
+serial. So the loop splits only while most runnable neighbour threads are of this session
+(`threads.shared_per_thread`, looked at every 2 s while crowded).
 A trainer timing both ways as it ran was tried first and not kept: its trials underrated the split (a split window
 right after a serial one ran slower than splitting throughout), and in three `--busy` runs it kept 0.43-0.45 of
 the quiet rate where splitting whenever crowded kept 0.49-0.58.
 
 Measured with `OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_canonical.py --busy` (the default
 experiment's networks, two CPU-bound processes on two cores; README, "A busy machine"): beside burners of this
-session 1,363-1,729 img/s split against 1,101-1,193 serial on one thread (`--threads 1`); the split kept a median
-0.52 of the quiet rate over ten runs of this policy. A quiet machine never splits: there the step's two intra-op
+session 1,363-1,581 img/s split (twelve runs splitting whenever crowded) against 1,101-1,193 serial on one
+thread (`--threads 1`); the split kept a median 0.52 of the quiet rate over ten runs of this policy. A quiet machine never splits: there the step's two intra-op
 threads share every op, G's step included, where the split leaves G's step on one thread.
 """
 
