@@ -16,63 +16,59 @@ export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 THREE_GAMES := experiments/digits-dcgan.yaml experiments/digits-minimax.yaml experiments/digits-maximum-likelihood.yaml
 FAMILIES := experiments/digits-dcgan.yaml experiments/digits-vae.yaml experiments/digits-fvbn.yaml experiments/digits-real-nvp.yaml
 
-.PHONY: install run compare compare-families test ui bench bench-modes gallery clean-data
+.PHONY: help install run compare compare-families test ui bench bench-modes gallery clean-data
 
-# The stamp is rebuilt when pyproject.toml changes; torch/torchvision come from this machine's disk.
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
+
+# The stamp is rebuilt when pyproject.toml changes; torch/torchvision come from this machine's disk. Dagster's
+# packages are pinned together in pyproject.toml (one release series), so pip resolves them without conflict.
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
-	$(PY) -m pip install -q --no-deps "dagster-k8s==$$($(PY) -c "$$K8S_SERIES")"
-	$(PY) -m pip install -q $$($(PY) -c "$$K8S_NEEDS")
 	touch $@
 
-# dagster-k8s for Kubernetes (pipelines/k8s.py, tests/pipelines/test_k8s.py): the newest release of the series that goes
-# with the installed dagster (0.X+16.* for 1.X.*), without letting it pin dagster back (see pyproject.toml); then what
-# it needs besides dagster, with its own bounds (kubernetes<37: the 37 client broke its pod-spec code).
-export K8S_SERIES := import dagster; print(f"0.{int(dagster.__version__.split('.')[1]) + 16}.*")
-export K8S_NEEDS := from importlib.metadata import requires; print(" ".join(r for r in requires("dagster-k8s") if not r.startswith("dagster")))
-
-install: $(VENV)/.installed
+install: $(VENV)/.installed  ## create .venv and install the project with its test tools
 
 $(DAGSTER_HOME)/dagster.yaml: pipelines/dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp pipelines/dagster.yaml $@
 
-run: install $(DAGSTER_HOME)/dagster.yaml
-	$(PY) -m pipelines.run_experiment $(EXPERIMENT) $(DEVICE_FLAG) $(NPROC_FLAG)
+run: install $(DAGSTER_HOME)/dagster.yaml  ## train, score and draw the default experiment (EXPERIMENT=, DEVICE=cuda, NPROC=N)
+	$(PY) -m pipelines.cli.run_experiment $(EXPERIMENT) $(DEVICE_FLAG) $(NPROC_FLAG)
 
 # Mode-collapse benchmark on PacGAN's ring8 / grid25 (one JSON line per configuration): ONLY='ring8/*' for a subset.
 ONLY ?= *
-bench-modes: install
+bench-modes: install  ## PacGAN's ring8/grid25 mode-collapse suite (ONLY='ring8/*')
 	OPENBLAS_NUM_THREADS=1 $(PY) benchmarks/bench_modes.py --only '$(ONLY)'
 
 # The experiment's HTML gallery: its path (and the page in a browser, where there is one).
-gallery: install
-	$(PY) -m pipelines.gallery $(EXPERIMENT) --open
+gallery: install  ## print (and open) the experiment's HTML gallery
+	$(PY) -m pipelines.cli.gallery $(EXPERIMENT) --open
 
 # The tutorial's three generator costs on digits, then the leaderboard that compares them.
-compare: install $(DAGSTER_HOME)/dagster.yaml
-	$(PY) -m pipelines.run_experiment $(THREE_GAMES) --leaderboard $(DEVICE_FLAG)
+compare: install $(DAGSTER_HOME)/dagster.yaml  ## the tutorial's three generator costs on digits, then the leaderboard
+	$(PY) -m pipelines.cli.run_experiment $(THREE_GAMES) --leaderboard $(DEVICE_FLAG)
 
 # The tutorial's §2 model families (GAN, VAE, FVBN, Real NVP) on digits: one JSON line each, then the leaderboard
 # and the claims on stderr (minutes per family on 2 CPU cores, the FVBN's sampling the longest; see the README).
-compare-families: install $(DAGSTER_HOME)/dagster.yaml
-	OPENBLAS_NUM_THREADS=1 $(PY) -m pipelines.compare_families $(FAMILIES) $(DEVICE_FLAG)
+compare-families: install $(DAGSTER_HOME)/dagster.yaml  ## GAN, VAE, FVBN and Real NVP on digits, then the leaderboard
+	OPENBLAS_NUM_THREADS=1 $(PY) -m pipelines.cli.compare_families $(FAMILIES) $(DEVICE_FLAG)
 
 # Training speed side by side with the canonical DCGAN loop (JSON lines), busy-machine ratios, then the rest.
-bench: install
+bench: install  ## training speed beside the canonical DCGAN loop, metrics, scoring, ingestion
 	OPENBLAS_NUM_THREADS=1 $(PY) benchmarks/bench_canonical.py
 	OPENBLAS_NUM_THREADS=1 $(PY) benchmarks/bench_canonical.py --busy
 	OPENBLAS_NUM_THREADS=1 $(PY) benchmarks/bench_metrics.py
 	OPENBLAS_NUM_THREADS=1 $(PY) benchmarks/bench_scoring.py
 	$(PY) benchmarks/bench_ingest.py
 
-test: install
+test: install  ## install, then every test (import contracts, UI test included)
 	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -q
 
-ui: install $(DAGSTER_HOME)/dagster.yaml
+ui: install $(DAGSTER_HOME)/dagster.yaml  ## the Dagster UI on http://127.0.0.1:3000
 	$(if $(DEVICE),GAN_DEVICE=$(DEVICE)) $(if $(NPROC),GAN_TRAIN_NPROC=$(NPROC)) $(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 
-clean-data:
+clean-data:  ## delete every materialized output and the local Dagster instance
 	rm -rf data/experiments data/dagster_home

@@ -11,7 +11,7 @@ uint8 images, with the same batch size and the same number of steps per timed wi
   (PIL image -> ToTensor -> Normalize(0.5, 0.5) per sample), a DataLoader, D ending in a Sigmoid with
   nn.BCELoss, and `.item()` on the printed statistics every iteration;
 - in_memory: the same loop on a float tensor in [-1, 1] already on the device (the honest compute baseline);
-- ours: `gan_assets.core.training_loop.train` on the state and data `gan_assets.core.training_run` builds,
+- ours: `gan_assets.core.training.loop.train` on the state and data `gan_assets.core.training.run` builds,
   exactly as the `gan_checkpoints` asset runs it.
 
 The machine is assumed noisy and shared, so only ratios measured side by side count: after a warm-up the
@@ -53,11 +53,11 @@ from torch.utils.data import DataLoader, Dataset  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from torchvision import transforms  # noqa: E402
 
-from gan_assets.core import threads as thread_helpers  # noqa: E402
 from gan_assets.core.config import ExperimentConfig, load_experiment, parse_experiment  # noqa: E402
-from gan_assets.core.networks import build_discriminator, build_generator, dcgan_init_  # noqa: E402
-from gan_assets.core.training_loop import TrainingCallbacks, resolve_device, train  # noqa: E402
-from gan_assets.core.training_run import RunInputs, _device_data, _fresh_state  # noqa: E402
+from gan_assets.core.models.gan.networks import build_discriminator, build_generator, dcgan_init_  # noqa: E402
+from gan_assets.core.runtime import threads as thread_helpers  # noqa: E402
+from gan_assets.core.training.loop import TrainingCallbacks, resolve_device, train  # noqa: E402
+from gan_assets.core.training.run import RunInputs, _device_data, _fresh_state  # noqa: E402
 
 DEFAULT_EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "digits-dcgan.yaml"
 NUM_IMAGES = 4096  # random uint8 images every contender trains on

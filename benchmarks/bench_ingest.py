@@ -27,8 +27,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from gan_assets.core.config import DatasetConfig
-from gan_assets.core.images import to_table
-from gan_assets.core.sources import load_dataset
+from gan_assets.core.data.images import to_table
+from gan_assets.core.data.sources import load_dataset
 from gan_assets.core.storage import write_parquet_atomic
 
 

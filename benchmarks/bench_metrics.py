@@ -17,7 +17,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-from gan_assets.core.metrics import (  # noqa: E402
+from gan_assets.core.evaluation.metrics import (  # noqa: E402
     DEFAULT_IMAGE_METRICS,
     Evidence,
     MetricContext,

@@ -3,14 +3,14 @@
 Run:  OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_modes.py [--only 'ring8/*'] [--steps N]
           [--seconds-budget S] [--seeds 5] [--out $GAN_STORAGE_ROOT/bench_modes, data/bench_modes by default]
       ... --list          the configuration names
-      ... --speed         steps/s of 5 seeds: the project's loop one seed after another vs the stacked trainer,
-                          and `base` beside PacGAN's configuration
+      ... --speed         steps/s of the project's loop for PacGAN's configuration and for `base`, in one run
 
-Every configuration trains all its seeds (a field of the configuration, 0..4 by default) at once as one
-stacked model (gan_assets/core/seed_stack.py), is scored with the project's `modes` metric on 2,500 samples
-per seed (PacGAN's protocol), and ends as one JSON line: dataset, config, seeds, modes / hq_fraction /
-reverse_kl as {"mean", "sem"} over seeds, steps, seconds. `--out` gets results.jsonl (rewritten after each
-configuration, keeping the rows of configurations this run did not train; the leaderboard reads it), table.md (each
+Every configuration trains each of its seeds (a field of the configuration, 0..4 by default) in turn with the
+project's own step functions (benchmarks/modes_suite.py), is scored with the project's `modes` metric on 2,500
+samples per seed (PacGAN's protocol), and ends as one JSON line: dataset, config, seeds, modes / hq_fraction /
+reverse_kl as {"mean", "sem"} over seeds, steps, seconds (training, all seeds). `--seconds-budget` is the
+configuration's, shared equally by its seeds. `--out` gets results.jsonl (rewritten after each configuration,
+keeping the rows of configurations this run did not train; the leaderboard reads it), table.md (each
 configuration beside PacGAN's Table 1 rows) and one scatter PNG per configuration (a panel per seed,
 high-quality samples blue, the others orange, over the true means).
 """
@@ -27,26 +27,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from modes_suite import ModesConfig, build_seed, sample, score, train_seed  # noqa: E402
 
-from gan_assets.core.mode_benchmark import DATASETS, RESULTS_FILE, markdown_table, read_results, summarise  # noqa: E402
-from gan_assets.core.plots import render_scatter_panels  # noqa: E402
+from gan_assets.core.comparison.mode_benchmark import DATASETS, RESULTS_FILE, markdown_table, read_results, summarise  # noqa: E402
+from gan_assets.core.data.sources.mixtures import mixture_modes  # noqa: E402
+from gan_assets.core.gallery.plots import render_scatter_panels  # noqa: E402
 from gan_assets.core.png import save_png  # noqa: E402
-from gan_assets.core.seed_stack import (  # noqa: E402
-    StackConfig,
-    build_stack,
-    evaluate,
-    sample,
-    seed_data,
-    single_states,
-    train_single,
-    train_stack,
-)
-from gan_assets.core.sources.mixtures import mixture_modes  # noqa: E402
 from gan_assets.core.storage import write_bytes_atomic  # noqa: E402
 
 # PacGAN's protocol (G 2 -> 4x400 ReLU+BN -> 2, D 3 maxout x 200 x 5, Adam 1e-4 / 0.8, batch 100) is the
-# StackConfig defaults: `pacgan` trains it as published, for the steps given here instead of ~400k.
+# ModesConfig defaults: `pacgan` trains it as published, for the steps given here instead of ~400k.
 PACGAN: dict = {"steps": 2000}
 # The tuned base every tutorial choice is varied from, one at a time, at one budget of 2,000 steps: narrower
 # networks (G 4 x 128, D 3 maxout x 64 x 5: ~5x cheaper per sample than PacGAN's), batch 256, Adam 1e-3 /
@@ -72,13 +64,14 @@ VARIANTS: dict[str, dict] = {
 # (`unlabelled_long`); `make bench-modes` and the README give both.
 RECOMMENDED: dict[str, dict] = {"ring8": {"labels": True, "steps": 4000}, "grid25": {"labels": True, "steps": 8000}}
 UNLABELLED_LONG: dict[str, dict] = {"ring8": {"steps": 12000}, "grid25": {"steps": 20000}}
+WARMUP_STEPS = 10  # `--speed`: steps each seed takes before the clock starts (allocations, oneDNN's kernel picks)
 
 
-def suite(num_seeds: int = 5) -> dict[str, StackConfig]:
+def suite(num_seeds: int = 5) -> dict[str, ModesConfig]:
     seeds = tuple(range(num_seeds))
     configs = {}
     for dataset in DATASETS:
-        protocol = StackConfig(dataset=dataset, seeds=seeds)
+        protocol = ModesConfig(dataset=dataset, seeds=seeds)
         configs[f"{dataset}/pacgan"] = protocol.with_(**PACGAN)
         base = protocol.with_(**BASE)
         for name, changes in VARIANTS.items():
@@ -88,23 +81,35 @@ def suite(num_seeds: int = 5) -> dict[str, StackConfig]:
     return configs
 
 
-def scatter(stack, name: str, per_seed: list[dict]):
-    centers, std = mixture_modes(stack.config.dataset)
-    panels = [p.numpy() for p in sample(stack)]
-    titles = [f"{name} seed {s}: {int(r['modes'])} modes" for s, r in zip(stack.config.seeds, per_seed)]
+def train_seeds(config: ModesConfig, seconds_budget: float | None) -> tuple[list[dict], list[np.ndarray], int, float]:
+    """Each seed in turn: trained, sampled, scored, then dropped (only its samples are kept, for the scatter).
+    Returns (per-seed scores, per-seed samples, the fewest steps any seed reached, training seconds)."""
+    per_seed_budget = seconds_budget / len(config.seeds) if seconds_budget is not None else None
+    scores, panels, steps, seconds = [], [], [], 0.0
+    for seed in config.seeds:
+        run = build_seed(config, seed)
+        seconds += train_seed(run, seconds_budget=per_seed_budget)
+        points = sample(run)
+        scores.append(score(points, config.dataset))
+        panels.append(points.numpy())
+        steps.append(run.state.step)
+    return scores, panels, min(steps), seconds
+
+
+def scatter(config: ModesConfig, name: str, panels: list[np.ndarray], per_seed: list[dict]) -> np.ndarray:
+    centers, std = mixture_modes(config.dataset)
+    titles = [f"{name} seed {s}: {int(r['modes'])} modes" for s, r in zip(config.seeds, per_seed)]
     return render_scatter_panels(panels, centers.numpy(), titles, std=std)
 
 
-def run_config(name: str, config: StackConfig, steps: int | None, seconds_budget: float | None,
+def run_config(name: str, config: ModesConfig, steps: int | None, seconds_budget: float | None,
                out: Path | None) -> dict:
     config = config.with_(steps=steps) if steps else config
-    stack = build_stack(config)
-    seconds = train_stack(stack, seconds_budget=seconds_budget)
-    per_seed = evaluate(stack)
-    row = summarise(config.dataset, name, list(config.seeds), per_seed, stack.step, seconds)
+    per_seed, panels, reached, seconds = train_seeds(config, seconds_budget)
+    row = summarise(config.dataset, name, list(config.seeds), per_seed, reached, seconds)
     row["per_seed"] = per_seed
     if out is not None:
-        save_png(scatter(stack, name, per_seed), out / f"{name.replace('/', '-')}.png")
+        save_png(scatter(config, name, panels, per_seed), out / f"{name.replace('/', '-')}.png")
     return row
 
 
@@ -122,41 +127,44 @@ def write_results(out: Path, rows: list[dict]) -> None:
     write_bytes_atomic(markdown_table(kept).encode(), out / "table.md")
 
 
+def timed_steps(config: ModesConfig, steps: int) -> float:
+    """Seconds for `steps` steps of every seed of `config`, one seed after another, each after its warm-up."""
+    seconds = 0.0
+    for seed in config.seeds:
+        run = build_seed(config, seed)
+        train_seed(run, until=WARMUP_STEPS)
+        seconds += train_seed(run, until=WARMUP_STEPS + steps)
+    return seconds
+
+
 def speed(steps: int, num_seeds: int) -> dict:
-    """steps/s for num_seeds seeds of the PacGAN configuration: the project's loop seed after seed, then stacked;
-    then `base` stacked in the same run, and the samples per second it trains beside PacGAN's stacked."""
-    config = StackConfig(seeds=tuple(range(num_seeds)), steps=10**9)
-    data = seed_data(config)
-    states, datas = single_states(config, data)
-    train_single(states, datas, config, 10)  # warm-up
-    sequential = train_single(states, datas, config, steps)
-    stack = build_stack(config, data)
-    train_stack(stack, 10)
-    stacked = train_stack(stack, 10 + steps)
-    base = build_stack(config.with_(**{**BASE, "steps": 10**9}), data)
-    train_stack(base, 10)
-    base_seconds = train_stack(base, 10 + steps)
+    """steps/s of the project's loop for num_seeds seeds of PacGAN's configuration and of `base`, in one run,
+    and how many more samples per second `base` trains on (its batch is 256 to PacGAN's 100)."""
+    # steps far beyond the run: the lr stays where it starts, as it does early in a real run
+    pacgan = ModesConfig(seeds=tuple(range(num_seeds)), steps=10**9)
+    base = pacgan.with_(**{**BASE, "steps": 10**9})
+    pacgan_seconds, base_seconds = timed_steps(pacgan, steps), timed_steps(base, steps)
     return {"speed": True, "seeds": num_seeds, "steps": steps, "threads": torch.get_num_threads(),
-            "sequential_seed_steps_per_s": round(num_seeds * steps / sequential, 2),
-            "stacked_seed_steps_per_s": round(num_seeds * steps / stacked, 2),
-            "sequential_config_steps_per_s": round(steps / sequential, 2),
-            "stacked_config_steps_per_s": round(steps / stacked, 2),
+            "pacgan_seed_steps_per_s": round(num_seeds * steps / pacgan_seconds, 2),
+            "pacgan_config_steps_per_s": round(steps / pacgan_seconds, 2),
+            "base_seed_steps_per_s": round(num_seeds * steps / base_seconds, 2),
             "base_config_steps_per_s": round(steps / base_seconds, 2),
-            "base_samples_per_s_over_pacgan": round(BASE["batch_size"] * stacked
-                                                    / (config.batch_size * base_seconds), 2)}
+            "base_samples_per_s_over_pacgan": round(base.batch_size * pacgan_seconds
+                                                    / (pacgan.batch_size * base_seconds), 2)}
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", nargs="*", help="configuration names or globs (ring8/*, */recommended)")
     parser.add_argument("--steps", type=int, help="generator steps per configuration (default: its own)")
-    parser.add_argument("--seconds-budget", type=float, help="stop each configuration's training after this")
+    parser.add_argument("--seconds-budget", type=float,
+                        help="stop each configuration's training after this (shared equally by its seeds)")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     # where the leaderboard looks: the storage root's bench_modes/ (GAN_STORAGE_ROOT, `data` by default)
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("GAN_STORAGE_ROOT", "data")) / RESULTS_FILE.parent)
     parser.add_argument("--list", action="store_true")
-    parser.add_argument("--speed", action="store_true", help="measure steps/s, sequential vs stacked")
+    parser.add_argument("--speed", action="store_true", help="measure steps/s, PacGAN's configuration and base")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.speed:

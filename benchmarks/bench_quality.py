@@ -20,12 +20,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from gan_assets.core.config import load_experiment  # noqa: E402
-from gan_assets.core.evaluator import train_classifier  # noqa: E402
-from gan_assets.core.images import rows_by_id  # noqa: E402
-from gan_assets.core.reference import select_reference  # noqa: E402
-from gan_assets.core.scoring import score_checkpoints  # noqa: E402
-from gan_assets.core.sources import load_dataset  # noqa: E402
-from gan_assets.core.training_run import RunInputs, train_run  # noqa: E402
+from gan_assets.core.data.images import rows_by_id  # noqa: E402
+from gan_assets.core.data.reference import select_reference  # noqa: E402
+from gan_assets.core.data.sources import load_dataset  # noqa: E402
+from gan_assets.core.evaluation.classifier import train_classifier  # noqa: E402
+from gan_assets.core.evaluation.scoring import score_checkpoints  # noqa: E402
+from gan_assets.core.training.run import RunInputs, train_run  # noqa: E402
 
 DEFAULT = Path(__file__).resolve().parents[1] / "experiments" / "digits-dcgan.yaml"
 

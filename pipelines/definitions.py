@@ -12,23 +12,23 @@ from pathlib import Path
 
 import dagster as dg
 
-from gan_assets.checkpoint_scores import checkpoint_scores
-from gan_assets.config_sources import config_sources
-from gan_assets.dataset import dataset
-from gan_assets.device import TorchDevice, device_from_env
-from gan_assets.evaluator import evaluator
-from gan_assets.experiment import ExperimentStore
-from gan_assets.gan_checkpoints import gan_checkpoints
-from gan_assets.leaderboard import leaderboard
-from gan_assets.reference_batch import reference_batch
-from gan_assets.sample_gallery import sample_gallery
-from gan_assets.trainer_launch import TrainerLaunch, launch_from_env
-from gan_assets.tutorial import cost_response_curves, divergence_fits
-from pipelines.automation import automated, automation_sensor, train_new_experiments_by_default
-from pipelines.io_manager import ExperimentIOManager
-from pipelines.recovery import dead_run_sensor
-from pipelines.schedules import force_retrain_schedule, forced_experiments, weekly_retrain
-from pipelines.sensors import config_change_sensor, experiment_files_sensor
+from gan_assets.assets.checkpoint_scores import checkpoint_scores
+from gan_assets.assets.config_sources import config_sources
+from gan_assets.assets.dataset import dataset
+from gan_assets.assets.evaluator import evaluator
+from gan_assets.assets.gan_checkpoints import gan_checkpoints
+from gan_assets.assets.leaderboard import leaderboard
+from gan_assets.assets.reference_batch import reference_batch
+from gan_assets.assets.sample_gallery import sample_gallery
+from gan_assets.assets.tutorial import cost_response_curves, divergence_fits
+from gan_assets.resources.device import TorchDevice, device_from_env
+from gan_assets.resources.io_manager import ExperimentIOManager
+from gan_assets.resources.store import ExperimentStore
+from gan_assets.resources.trainer_launch import TrainerLaunch, launch_from_env
+from pipelines.automation.policy import automated, automation_sensor, train_new_experiments_by_default
+from pipelines.automation.recovery import dead_run_sensor
+from pipelines.automation.schedules import force_retrain_schedule, forced_experiments, weekly_retrain
+from pipelines.automation.sensors import config_change_sensor, experiment_files_sensor
 
 # Content-hash data versions on outputs are the point of this project; Dagster marks them beta.
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
@@ -49,9 +49,9 @@ def build_definitions(storage_root: str | Path, experiments_dir: str | Path,
                       train_new_experiments: bool | None = None, *, device: str | None = None,
                       trainer: TrainerLaunch | None = None) -> dg.Definitions:
     """`train_new_experiments` (default: `GAN_TRAIN_NEW_EXPERIMENTS`, off): whether automation trains a new
-    experiment file by itself, or waits for a click (see pipelines/automation.py). `device` (default:
+    experiment file by itself, or waits for a click (see pipelines/automation/policy.py). `device` (default:
     `GAN_DEVICE`, auto): the `torch_device` resource training runs on, a setting of this deployment. `trainer`
-    (default: `GAN_TRAIN_NPROC`, in process): how training is launched (gan_assets/trainer_launch.py)."""
+    (default: `GAN_TRAIN_NPROC`, in process): how training is launched (gan_assets/resources/trainer_launch.py)."""
     store = ExperimentStore(experiments_dir=str(experiments_dir), storage_root=str(storage_root))
     torch_device = TorchDevice(name=device or device_from_env())
     if train_new_experiments is None:

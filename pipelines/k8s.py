@@ -3,7 +3,7 @@
 `dagster dev -m pipelines.k8s` (or the code-location server of a dagster-k8s Helm deployment) loads these
 definitions. Only the `trainer_launch` resource differs from pipelines/definitions.py: mode `k8s`, so
 `PipesK8sClient` (dagster-k8s, installed by `make install`) starts one pod per training, running
-`torchrun --standalone --nproc-per-node <GPUs>` on `python -m gan_assets.pipes_trainer`, with the GPUs as
+`torchrun --standalone --nproc-per-node <GPUs>` on `python -m gan_assets.trainer.pipes_trainer`, with the GPUs as
 `nvidia.com/gpu` limits and the run directory's PersistentVolumeClaim mounted at the storage root. The other
 assets run in the Dagster step's process (or pod, with dagster-k8s' `K8sRunLauncher`), which must mount the
 same claim at the same path. Settings (environment of the code location):
@@ -19,17 +19,13 @@ same claim at the same path. Settings (environment of the code location):
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 
 import dagster as dg
 
-from gan_assets.trainer_k8s import TrainerPod
-from gan_assets.trainer_launch import TrainerLaunch
+from gan_assets.resources.trainer_k8s import TrainerPod
+from gan_assets.resources.trainer_launch import TrainerLaunch
 from pipelines.definitions import build_definitions
-
-# dagster-k8s 0.29.28 (dagster 1.13.28's) is not published yet; 0.29.27 works with it but warns at import.
-warnings.filterwarnings("ignore", message="Found version mismatch between `dagster-shared`")
 
 
 def k8s_trainer_launch(image: str, volume_claim: str, mount_path: str, gpus: int = 1, namespace: str | None = None,

@@ -57,7 +57,7 @@ def experiment_instance(experiments_dir: Path, key: str, raw: dict):
     experiment partition: what a test needs before it materializes that experiment."""
     import dagster as dg
 
-    from gan_assets.experiment import experiments_partitions
+    from gan_assets.assets.experiment_config import experiments_partitions
 
     experiments_dir.mkdir(parents=True, exist_ok=True)
     (experiments_dir / f"{key}.yaml").write_text(yaml.safe_dump(raw))

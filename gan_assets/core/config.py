@@ -25,16 +25,33 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from gan_assets.core.losses import GENERATOR_LOSSES
-from gan_assets.core.metrics import DEFAULT_IMAGE_METRICS, DEFAULT_POINT_METRICS, METRICS, PIXEL_METRICS, metric_columns
-from gan_assets.core.norms import NORM_KINDS
-from gan_assets.core.sampling import SAMPLING_MODES
-from gan_assets.core.training_loop import STEP_FUNCTIONS
+# The names each registry implements. The schema is the bottom of the house (it imports no other project module),
+# so the registries import these names and tests/core/test_config.py ties each list to its registry's keys.
+GENERATOR_LOSSES = ("minimax", "non_saturating", "maximum_likelihood")  # models/gan/losses.py, §3.2.3
+NORM_KINDS = ("batch", "reference", "virtual", "none")  # models/gan/norms.py, §3.3 / §4.3
+UPDATE_RULES = ("alternating", "simultaneous")  # training/loop.py STEP_FUNCTIONS, §3.1
+SAMPLING_MODES = ("eval", "train", "reference")  # evaluation/sampling.py
+# Every metric of evaluation/metrics and the columns it fills, in order (one metric may fill several).
+METRIC_COLUMNS: dict[str, tuple[str, ...]] = {
+    "fd": ("fd",),
+    "kid": ("kid", "kid_std"),
+    "precision_recall": ("precision", "recall"),
+    "class_coverage": ("class_coverage",),
+    "class_kl": ("class_kl",),
+    "confidence": ("confidence",),
+    "classifier_score": ("classifier_score",),
+    "nn_ratio": ("nn_ratio",),
+    "modes": ("modes", "hq_fraction", "reverse_kl"),
+}
+DEFAULT_IMAGE_METRICS = (
+    "fd", "kid", "precision_recall", "class_coverage", "class_kl", "confidence", "classifier_score", "nn_ratio",
+)
+DEFAULT_POINT_METRICS = ("modes",)  # 2-D mixtures: always scored there (PacGAN's protocol), nowhere else
+PIXEL_METRICS = ("nn_ratio",)  # measured in pixels: 2-D points have none, so they are skipped there
 
-# The allowed values of these fields are the keys of the registries that implement them, written once there.
-GeneratorLoss = Literal[tuple(GENERATOR_LOSSES)]  # type: ignore[valid-type]
+GeneratorLoss = Literal[GENERATOR_LOSSES]  # type: ignore[valid-type]
 NormKind = Literal[NORM_KINDS]  # type: ignore[valid-type]
-UpdateRule = Literal[tuple(STEP_FUNCTIONS)]  # type: ignore[valid-type]
+UpdateRule = Literal[UPDATE_RULES]  # type: ignore[valid-type]
 SamplingMode = Literal[SAMPLING_MODES]  # type: ignore[valid-type]
 # Dataset sources: `sources.LOADERS` imports this module, so a test ties the two (tests/core/test_config.py).
 DatasetSource = Literal["digits", "mnist", "fashion_mnist", "cifar10", "image_folder", "ring8", "grid25",
@@ -243,7 +260,7 @@ class InceptionConfig(Section):
 
 class EvaluationConfig(Section):
     num_samples: int = Field(2000, gt=1)  # generated samples scored per checkpoint
-    metrics: list[str] = list(DEFAULT_IMAGE_METRICS)  # registry keys (gan_assets.core.metrics)
+    metrics: list[str] = list(DEFAULT_IMAGE_METRICS)  # registry keys (gan_assets.core.evaluation.metrics)
     best_metric: str = "fd"  # the column that names the best checkpoint
     best_direction: Literal["min", "max"] = "min"  # fd: lower is better
     # How G's batch norm normalises when sampling: `eval` uses running statistics, `train` each
@@ -253,10 +270,10 @@ class EvaluationConfig(Section):
 
     @model_validator(mode="after")
     def _known_metrics(self) -> EvaluationConfig:
-        unknown = [name for name in self.metrics if name not in METRICS]
+        unknown = [name for name in self.metrics if name not in METRIC_COLUMNS]
         if unknown:
-            raise ValueError(f"evaluation.metrics has unknown {unknown}; known: {sorted(METRICS)}")
-        columns = [c for name in self.metrics for c in metric_columns(name)]
+            raise ValueError(f"evaluation.metrics has unknown {unknown}; known: {sorted(METRIC_COLUMNS)}")
+        columns = [c for name in self.metrics for c in METRIC_COLUMNS[name]]
         columns += ["fd_inception"] if self.inception.weights else []
         if self.best_metric not in columns:
             raise ValueError(f"evaluation.best_metric {self.best_metric!r} is not computed; columns: {columns}")
@@ -331,7 +348,7 @@ class ExperimentConfig(Section):
         if not points and set(DEFAULT_POINT_METRICS) & set(evaluation.metrics):
             raise ValueError(f"evaluation.metrics {list(DEFAULT_POINT_METRICS)} need a 2-D mixture source "
                              f"{POINT_SOURCES}, not dataset.source {self.dataset.source!r}")
-        pixel_columns = {c for name in PIXEL_METRICS for c in metric_columns(name)}
+        pixel_columns = {c for name in PIXEL_METRICS for c in METRIC_COLUMNS[name]}
         if points and evaluation.best_metric in pixel_columns:
             raise ValueError(f"evaluation.best_metric {evaluation.best_metric!r} is measured in pixels and is not "
                              f"scored on the 2-D points of {self.dataset.source!r}")
@@ -349,7 +366,7 @@ def dataset_is_labelled(dataset: DatasetConfig) -> bool:
 def dataset_train_size(dataset: DatasetConfig) -> int | None:
     """Training examples a source yields when known before ingestion, so batch sizes are checked up
     front; None for file sources (and stacked_mnist), whose size only reading them tells: the
-    `dataset` asset checks those at ingestion (gan_assets.core.sources.check_fits_training)."""
+    `dataset` asset checks those at ingestion (gan_assets.core.data.sources.check_fits_training)."""
     if dataset.source == "digits":
         return DIGITS_SIZE - round(DIGITS_SIZE * dataset.held_out_fraction)
     modes = {"ring8": 8, "grid25": 25}.get(dataset.source)  # mirrors sources/mixtures.py (a test ties them)

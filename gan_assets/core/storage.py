@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,9 +26,31 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from gan_assets.core.faults import crash_point
+from gan_assets.core.runtime.faults import crash_point
 
 TEMP_SUFFIX = ".tmp"
+# A partition key names a folder under the storage root: letters, digits, '-', '_', '.', not starting with '.'.
+EXPERIMENT_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+UNPARTITIONED = "_all"  # the folder of assets that span every experiment (the leaderboard)
+
+
+class ExperimentKeyError(ValueError):
+    """A partition key that cannot name an experiment folder (path separators, '..', hidden names)."""
+
+
+def check_experiment_key(key: str) -> str:
+    if not isinstance(key, str) or not EXPERIMENT_KEY.fullmatch(key):
+        raise ExperimentKeyError(
+            f"experiment key {key!r} is not allowed: use letters, digits, '-', '_' and '.', starting with a letter "
+            "or digit (it names the experiment's folder under the storage root, so no '/', '..' or hidden names)")
+    return key
+
+
+def experiment_path(root: str | Path, key: str | None, *parts: str) -> Path:
+    """The one spelling of a path under the storage root: `<root>/experiments/<key>/<parts...>` (an asset's file,
+    a run directory), the key checked first; key None: the unpartitioned assets' folder `_all`."""
+    folder = UNPARTITIONED if key is None else check_experiment_key(key)
+    return Path(root).joinpath("experiments", folder, *parts)
 
 
 class StoredFileError(RuntimeError):

@@ -11,17 +11,18 @@ import pytest
 import torch
 import yaml
 
-from gan_assets.checkpoint_scores import checkpoint_scores
-from gan_assets.core.images import from_table
-from gan_assets.core.reference import from_table as reference_from_table
-from gan_assets.dataset import dataset
-from gan_assets.device import TorchDevice
-from gan_assets.trainer_launch import TrainerLaunch
-from gan_assets.evaluator import evaluator
-from gan_assets.experiment import ExperimentStore, experiments_partitions
-from gan_assets.gan_checkpoints import TrainingRun, gan_checkpoints
-from gan_assets.reference_batch import reference_batch
-from gan_assets.sample_gallery import sample_gallery
+from gan_assets.assets.checkpoint_scores import checkpoint_scores
+from gan_assets.assets.dataset import dataset
+from gan_assets.assets.evaluator import evaluator
+from gan_assets.assets.experiment_config import experiments_partitions
+from gan_assets.assets.gan_checkpoints import TrainingRun, gan_checkpoints
+from gan_assets.assets.reference_batch import reference_batch
+from gan_assets.assets.sample_gallery import sample_gallery
+from gan_assets.core.data.images import decode_table, from_table
+from gan_assets.core.data.reference import from_table as reference_from_table
+from gan_assets.resources.device import TorchDevice
+from gan_assets.resources.store import ExperimentStore
+from gan_assets.resources.trainer_launch import TrainerLaunch
 from pipelines.definitions import build_definitions
 from tests.conftest import TINY_EXPERIMENT
 
@@ -52,12 +53,12 @@ def context():
 def upstream(store):
     """dataset → reference_batch → evaluator → gan_checkpoints, invoked in order (shared by the tests)."""
     data = dataset(context(), store=store)
-    reference = reference_batch(context(), store=store, dataset=data.value)
-    model_output, check = list(evaluator(context(), store=store, dataset=data.value))
+    reference = reference_batch(context(), store=store, dataset=decode_table(data.value))
+    model_output, check = list(evaluator(context(), store=store, dataset=decode_table(data.value)))
     checkpoints, *training_checks = gan_checkpoints(context(), config=TrainingRun(), store=store,
                                                     torch_device=TorchDevice(name="cpu"), trainer_launch=TrainerLaunch(),
-                                                    dataset=data.value,
-                                                    reference_batch=reference.value)
+                                                    dataset=decode_table(data.value),
+                                                    reference_batch=reference_from_table(reference.value))
     assert {c.check_name: c.passed for c in training_checks} == {"finite_weights": True, "d_domination": True}
     return data, reference, model_output, check, checkpoints
 
@@ -80,7 +81,7 @@ def test_reference_batch_is_stratified_and_seeded(store, upstream):
     assert counts.min() >= 1 and counts.max() <= 2  # 16 over 10 classes: every class, at most 2
     train_ids = set(from_table(data.value).subset("train").ids.tolist())
     assert set(batch.ids.tolist()) <= train_ids  # never a held-out image
-    again = reference_batch(context(), store=store, dataset=data.value)
+    again = reference_batch(context(), store=store, dataset=decode_table(data.value))
     assert again.data_version == reference.data_version
 
 
@@ -127,8 +128,8 @@ def test_gan_checkpoints_materializes_on_the_torch_device_resource(experiments_d
 def test_scores_and_gallery_assets(upstream, store):
     data, reference, model_output, _, checkpoints = upstream
     scores, collapse, regression = checkpoint_scores(context(), store=store, gan_checkpoints=checkpoints.value,
-                                                     evaluator=model_output.value, dataset=data.value,
-                                                     reference_batch=reference.value)
+                                                     evaluator=model_output.value, dataset=decode_table(data.value),
+                                                     reference_batch=reference_from_table(reference.value))
     assert collapse.check_name == "mode_collapse" and regression.check_name == "no_regression"
     assert regression.passed  # nothing earlier to regress from
     table: pd.DataFrame = scores.value
@@ -145,8 +146,8 @@ def test_scores_and_gallery_assets(upstream, store):
     assert meta(scores, "real_floor_fd") < meta(scores, "best_fd")  # 20 steps is far from real
 
     gallery = sample_gallery(context(), store=store, gan_checkpoints=checkpoints.value,
-                             reference_batch=reference.value, checkpoint_scores=table,
-                             evaluator=model_output.value, dataset=data.value)
+                             reference_batch=reference_from_table(reference.value), checkpoint_scores=table,
+                             evaluator=model_output.value, dataset=decode_table(data.value))
     manifest = gallery.value
     assert sorted(manifest["grids"]) == ["step_000010", "step_000020"]
     assert manifest["best"] == manifest["grids"][best["name"]]

@@ -3,7 +3,8 @@
 import dagster as dg
 import yaml
 
-from gan_assets.experiment import ExperimentStore, experiments_partitions, load_config, observed_versions
+from gan_assets.assets.experiment_config import experiments_partitions, load_config, observed_versions
+from gan_assets.resources.store import ExperimentStore
 from pipelines.definitions import build_definitions
 from tests.conftest import TINY_EXPERIMENT
 
@@ -32,7 +33,7 @@ def test_load_config_reads_the_observed_snapshot(tmp_path):
 
 
 def test_an_asset_reading_an_undeclared_section_fails(tmp_path):
-    from gan_assets.experiment import config_deps
+    from gan_assets.assets.experiment_config import config_deps
 
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY_EXPERIMENT))
     store = ExperimentStore(experiments_dir=str(tmp_path), storage_root=str(tmp_path / "store"))

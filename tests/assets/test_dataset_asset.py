@@ -6,12 +6,13 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from gan_assets.core.images import from_table, points_from_table
-from gan_assets.dataset import dataset
-from gan_assets.experiment import ExperimentStore, experiments_partitions
-from pipelines.io_manager import ExperimentIOManager
-from tests.core.test_sources_idx import write_mnist
-from tests.core.test_sources_image_folder import write_classes
+from gan_assets.assets.dataset import dataset
+from gan_assets.assets.experiment_config import experiments_partitions
+from gan_assets.core.data.images import from_table, points_from_table
+from gan_assets.resources.io_manager import ExperimentIOManager
+from gan_assets.resources.store import ExperimentStore
+from tests.core.data.sources.test_idx import write_mnist
+from tests.core.data.sources.test_image_folder import write_classes
 
 SMALL = {"training": {"batch_size": 4}, "reference_batch": {"size": 4}, "gallery": {"grid_size": 2}}
 

@@ -5,7 +5,7 @@ import base64
 import dagster as dg
 import pytest
 
-from gan_assets.tutorial import cost_response_curves, divergence_fits
+from gan_assets.assets.tutorial import cost_response_curves, divergence_fits
 
 
 def png_of(markdown: str) -> bytes:

@@ -92,11 +92,11 @@ def test_option_lists_are_the_registries_that_implement_them():
     from typing import get_args
 
     from gan_assets.core.config import DatasetConfig, EvaluationConfig, ModelConfig, TrainingConfig
-    from gan_assets.core.losses import GENERATOR_LOSSES
-    from gan_assets.core.norms import NORM_KINDS
-    from gan_assets.core.sampling import SAMPLING_MODES
-    from gan_assets.core.sources import LOADERS
-    from gan_assets.core.training_loop import STEP_FUNCTIONS
+    from gan_assets.core.data.sources import LOADERS
+    from gan_assets.core.evaluation.sampling import SAMPLING_MODES
+    from gan_assets.core.models.gan.losses import GENERATOR_LOSSES
+    from gan_assets.core.models.gan.norms import NORM_KINDS
+    from gan_assets.core.training.loop import STEP_FUNCTIONS
 
     def allowed(model, field):
         return set(get_args(model.model_fields[field].annotation))

@@ -4,7 +4,7 @@ existed; options of one family set under another are errors naming the field."""
 import pytest
 
 from gan_assets.core.config import ConfigError, ExperimentConfig, load_experiment, parse_experiment, section_hash
-from gan_assets.core.training_run import run_key
+from gan_assets.core.training.run import run_key
 
 # The model section's hash before `family` existed (default GAN): observed versions of existing experiments.
 DEFAULT_MODEL_HASH = "b820d5b571031822bfb1232ed2180fa52faca20fee16eb6822a73e7890d5dc61"

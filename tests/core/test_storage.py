@@ -9,7 +9,6 @@ import pytest
 import torch
 from torch import nn
 
-from gan_assets.core.checkpoints import read_training_state
 from gan_assets.core.storage import (
     StoredFileError,
     atomic_path,
@@ -20,6 +19,7 @@ from gan_assets.core.storage import (
     save_weights,
     write_json_atomic,
 )
+from gan_assets.core.training.checkpoints import read_training_state
 
 
 class Planted:

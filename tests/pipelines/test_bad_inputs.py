@@ -1,7 +1,6 @@
 """Hostile inputs around the graph: bad YAML, bad experiment names, a moved data directory, an unscored
 experiment on the leaderboard, a device this machine lacks. Each fails clearly or is contained."""
 
-import json
 import re
 import shutil
 
@@ -9,12 +8,13 @@ import dagster as dg
 import pytest
 import yaml
 
-from gan_assets.config_sources import observe_section
-from gan_assets.core.mode_benchmark import summarise
-from gan_assets.experiment import ExperimentKeyError, ExperimentStore, check_experiment_key, experiments_partitions
-from pipelines import run_experiment
+from gan_assets.assets.config_sources import parse_registered, section_versions
+from gan_assets.assets.experiment_config import experiments_partitions
+from gan_assets.core.storage import ExperimentKeyError, check_experiment_key
+from gan_assets.resources.store import ExperimentStore
+from pipelines.automation.sensors import experiment_files_sensor
+from pipelines.cli import run_experiment
 from pipelines.definitions import GAN_ASSETS, build_definitions
-from pipelines.sensors import experiment_files_sensor
 from tests.conftest import TINY_EXPERIMENT
 
 BAD_YAML = {  # file text → what the error names
@@ -47,7 +47,7 @@ def test_one_broken_file_never_hides_the_others_edits(tmp_path):
     store = ExperimentStore(experiments_dir=str(tmp_path), storage_root=str(tmp_path / "store"))
     errors = []
     log = type("Log", (), {"error": lambda self, message: errors.append(message)})()
-    versions = observe_section(store, "seed", {"good", "broken"}, log)
+    versions = section_versions(store, "seed", parse_registered(store, {"good", "broken"}, log))
     assert list(versions) == ["good"] and len(errors) == 1 and "broken.yaml" in errors[0]
 
 
@@ -112,7 +112,7 @@ def test_a_device_torch_does_not_know_is_refused_wherever_it_is_set(tmp_path, ca
     """`tpu` as the torch_device resource's name: in code, from GAN_DEVICE, or in the launchpad's run config."""
     import pydantic
 
-    from gan_assets.device import TorchDevice
+    from gan_assets.resources.device import TorchDevice
 
     unknown = "device 'tpu' is not one of auto, cpu, cuda, cuda:N (set by GAN_DEVICE, or the torch_device resource"
     with pytest.raises(pydantic.ValidationError, match=re.escape(unknown)):
@@ -157,31 +157,6 @@ def test_one_unscored_experiment_never_fails_the_leaderboard(scored):
     assert table["experiment"].tolist() == ["tiny", "unscored"]
     assert table["status"].tolist() == ["scored", "no scores recorded (not scored yet, or its scoring failed)"]
     assert table.loc[0, "fd"] > 0 and table["fd"].isna().tolist() == [False, True]
-
-
-def test_the_leaderboard_shows_the_mode_benchmark_table_and_survives_a_damaged_one(scored):
-    root, instance = scored
-    results = root / "store" / "bench_modes" / "results.jsonl"
-    results.parent.mkdir(parents=True, exist_ok=True)
-    row = summarise("ring8", "ring8/recommended", [0, 1], [{"modes": 8, "hq_fraction": 0.99, "reverse_kl": 0.004},
-                                                           {"modes": 8, "hq_fraction": 0.98, "reverse_kl": 0.006}], 900, 61.0)
-    defs = build_definitions(root / "store", root / "experiments")
-
-    def board_table() -> str:
-        result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
-            instance=instance, asset_selection=[dg.AssetKey("leaderboard")])
-        assert result.success
-        [event] = result.asset_materializations_for_node("leaderboard")
-        return event.metadata["mode_benchmark"].value
-
-    assert "no mode benchmark yet" in board_table()
-    results.write_text(json.dumps(row) + "\n")
-    table = board_table()
-    assert "| ring8 | ring8/recommended | 8.0 ± 0.0 | 98.5 ± 0.5% | 0.005 ± 0.001 | 900 | 61 | met |" in table
-    assert "| ring8 | published GAN (PacGAN Table 1, ~400k steps) | 6.3 ± 0.5 | 98.2% | 0.45 |" in table
-    results.write_text('{"dataset": "ring8"}\n')  # a half-written or foreign file
-    assert f"unreadable mode benchmark: {results}:1 is not a bench_modes result row" in board_table()
-    results.unlink()
 
 
 def test_a_moved_data_directory_is_read_where_it_is_now(scored, tmp_path):

@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from gan_assets.core.run import RunManifest
+from gan_assets.assets.experiment_config import experiments_partitions
+from gan_assets.core.evaluation.loading import load_generator
 from gan_assets.core.storage import StoredFileError
-from gan_assets.experiment import experiments_partitions
-from pipelines import compare_families, run_experiment
+from gan_assets.core.training.manifest import RunManifest
+from pipelines.cli import compare_families, run_experiment
 from pipelines.definitions import build_definitions
 from tests.conftest import TINY_EXPERIMENT
 
@@ -91,8 +92,8 @@ def test_family_checkpoints_are_checked_by_sha256(materialized, tmp_path):
             (tmp_path / name).write_bytes((manifest.run_dir / name).read_bytes())
     (tmp_path / last.generator).write_bytes((tmp_path / first.generator).read_bytes())  # another valid file
     with pytest.raises(StoredFileError, match="replaced or corrupted"):
-        moved.load_generator(last)
-    moved.load_generator(first)
+        load_generator(moved, last)
+    load_generator(moved, first)
 
 
 def test_the_leaderboard_puts_the_families_side_by_side(materialized):

@@ -1,10 +1,10 @@
-"""Fault tests of the pipeline path: `python -m pipelines.run_experiment` (what `make run` runs), SIGKILLed for
+"""Fault tests of the pipeline path: `python -m pipelines.cli.run_experiment` (what `make run` runs), SIGKILLed for
 real at ten points across a run (training, inside a checkpoint save, scoring, the gallery, asset writes),
 rerun after each kill; the final values equal an uninterrupted run's.
 
-The kills come from `GAN_CRASH_AT` (gan_assets/core/faults.py): the process SIGKILLs itself there, so no
+The kills come from `GAN_CRASH_AT` (gan_assets/core/runtime/faults.py): the process SIGKILLs itself there, so no
 `finally` and no Dagster cleanup runs, exactly as after the OOM killer. The first kill leaves a STARTED run
-holding the `gpu` pool slot: the rerun must recover it (pipelines/recovery.py) instead of waiting forever.
+holding the `gpu` pool slot: the rerun must recover it (pipelines/automation/recovery.py) instead of waiting forever.
 """
 
 import json
@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipelines.recovery import dead_run_sensor
+from pipelines.automation.recovery import dead_run_sensor
 from tests.conftest import TINY_EXPERIMENT
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -42,7 +42,7 @@ def make_world(root: Path) -> dict[str, str]:
 
 def run_experiment(root: Path, env: dict[str, str], crash: str | None = None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in env.items() if k != "GAN_CRASH_AT"} | ({"GAN_CRASH_AT": crash} if crash else {})
-    return subprocess.run([sys.executable, "-m", "pipelines.run_experiment", str(root / "experiments" / "tiny.yaml")],
+    return subprocess.run([sys.executable, "-m", "pipelines.cli.run_experiment", str(root / "experiments" / "tiny.yaml")],
                           cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=240)
 
 

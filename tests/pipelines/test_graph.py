@@ -7,10 +7,11 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from gan_assets.experiment import ExperimentStore, experiments_partitions
-from pipelines import gallery, run_experiment
+from gan_assets.assets.experiment_config import experiments_partitions
+from gan_assets.resources.store import ExperimentStore
+from pipelines.automation.sensors import experiment_files_sensor
+from pipelines.cli import gallery, run_experiment
 from pipelines.definitions import GAN_ASSETS, build_definitions, defs
-from pipelines.sensors import experiment_files_sensor
 
 ASSET_FILES = {"dataset": "parquet", "reference_batch": "parquet", "evaluator": "safetensors",
                "gan_checkpoints": "json", "checkpoint_scores": "parquet", "sample_gallery": "json"}
@@ -155,7 +156,7 @@ def test_non_finite_weights_are_never_stored_and_keep_evaluation_from_running(tm
     from tests.conftest import TINY_EXPERIMENT
 
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY_EXPERIMENT))
-    monkeypatch.setattr("gan_assets.core.run_report.weights_are_finite",
+    monkeypatch.setattr("gan_assets.core.training.report.weights_are_finite",
                         lambda manifest: (False, {"non_finite_tensors": 1, "first": ["step_000020.generator:w"]}))
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(experiments_partitions.name, ["tiny"])

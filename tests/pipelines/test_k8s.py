@@ -13,7 +13,7 @@ dagster_k8s = pytest.importorskip("dagster_k8s", reason="dagster-k8s is not inst
 from dagster_k8s.client import DagsterK8sError, DagsterKubernetesClient  # noqa: E402
 from dagster_pipes import decode_param  # noqa: E402
 
-from gan_assets.trainer_k8s import TrainerPod, pod_spec, run_in_pod  # noqa: E402
+from gan_assets.resources.trainer_k8s import TrainerPod, pod_spec, run_in_pod  # noqa: E402
 from pipelines.k8s import build_k8s_definitions  # noqa: E402
 from tests.conftest import TINY_EXPERIMENT, experiment_instance  # noqa: E402
 
@@ -61,7 +61,7 @@ def test_gan_checkpoints_asks_for_the_intended_trainer_pod(tmp_path, cluster):
     [container] = pod.spec.containers
     assert container.image == IMAGE
     assert container.command == ["python", "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "4",
-                                 "--max-restarts", "0", "-m", "gan_assets.pipes_trainer"]
+                                 "--max-restarts", "0", "-m", "gan_assets.trainer.pipes_trainer"]
     assert container.resources.limits == {"nvidia.com/gpu": "4"}
     assert [(m.name, m.mount_path) for m in container.volume_mounts] == [("runs", str(tmp_path / "store")),
                                                                          ("dshm", "/dev/shm")]

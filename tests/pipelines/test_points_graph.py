@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from gan_assets.experiment import experiments_partitions
+from gan_assets.assets.experiment_config import experiments_partitions
 from pipelines.definitions import build_definitions
 
 TINY_RING8 = {

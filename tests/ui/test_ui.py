@@ -473,7 +473,7 @@ def chromium(profile: Path):
 
 
 # The asset page's metadata table shows markdown under 1,000 characters in place; the inline entries are
-# markdown images served from the compute-log directory (gan_assets/ui_images.py), so no click is needed.
+# markdown images served from the compute-log directory (gan_assets/resources/ui_images.py), so no click is needed.
 FIND_INLINE = """
 ((names) => {
   const found = {};

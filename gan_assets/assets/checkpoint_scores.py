@@ -1,0 +1,120 @@
+"""`checkpoint_scores`: every metric for every checkpoint, the real floor beside them, the best named; for every model
+family its held-out bits/dim where it has a likelihood, and the best checkpoint's sampling speed."""
+
+import math
+
+import dagster as dg
+import pandas as pd
+import torch
+
+from gan_assets.assets.experiment_config import config_deps, config_metadata, experiments_partitions, load_config
+from gan_assets.core.data.images import Examples
+from gan_assets.core.data.reference import ReferenceBatch
+from gan_assets.core.evaluation.classifier import Classifier
+from gan_assets.core.evaluation.loading import load_generator
+from gan_assets.core.evaluation.sampling_speed import measure_sampling
+from gan_assets.core.evaluation.scoring import REAL_FLOOR, best_row, frame_hash, real_floor_row, score_checkpoints
+from gan_assets.core.gallery.plots import render_score_curves_png
+from gan_assets.core.models.families import family_of
+from gan_assets.core.models.gan.networks import model_input
+from gan_assets.core.png import markdown_png
+from gan_assets.core.training.guards import mode_collapse, regression
+from gan_assets.core.training.manifest import RunManifest
+from gan_assets.resources.store import ExperimentStore
+from gan_assets.resources.ui_images import served_image
+
+CHECKS = [
+    dg.AssetCheckSpec("mode_collapse", asset="checkpoint_scores",
+                      description="best checkpoint's class coverage or recall far below the real floor"),
+    dg.AssetCheckSpec("no_regression", asset="checkpoint_scores",
+                      description="best score no worse than the previous materialization of this experiment"),
+]
+
+
+@dg.asset(partitions_def=experiments_partitions, deps=config_deps("evaluation", "seed"),
+          code_version="2", group_name="gan", kinds={"parquet"},  # 2: the model family and its sampling figures
+          check_specs=CHECKS)
+def checkpoint_scores(context: dg.AssetExecutionContext, store: ExperimentStore, gan_checkpoints: RunManifest,
+                      evaluator: Classifier, dataset: Examples, reference_batch: ReferenceBatch):
+    """Scores the checkpoints its upstream manifest names, in the evaluator's features."""
+    config = load_config(context, store)
+    evaluation = config.evaluation
+    scores = score_checkpoints(gan_checkpoints, classifier=evaluator, data=dataset, evaluation=evaluation,
+                               reference=reference_batch, seed=config.seed)
+    best = best_row(scores, evaluation.best_metric, evaluation.best_direction)
+    floor = real_floor_row(scores)
+    metric_columns = [c for c in scores.columns if c not in ("name", "step")]
+    figures = family_figures(gan_checkpoints, best["name"], dataset, reference_batch, evaluation.sampling, config.seed)
+    previous = previous_best(context, evaluation.best_metric)  # read before this materialization lands
+    yield dg.Output(scores, data_version=dg.DataVersion(frame_hash(scores)), metadata={
+        "best_checkpoint": best["name"],
+        "sampling": evaluation.sampling,
+        "feature_extractor": "the evaluator's penultimate layer (not comparable to published Inception FID)",
+        **({"inception_extractor": f"torchvision inception_v3 pool3, weights sha256 {evaluation.inception.sha256}"}
+           if evaluation.inception.weights else {}),
+        "best_step": int(best["step"]),
+        **{f"best_{c}": rounded(best[c]) for c in metric_columns},  # plain numbers: Dagster plots them
+        **{f"{REAL_FLOOR}_{c}": rounded(floor[c]) for c in metric_columns if pd.notna(floor[c])},
+        **figures,
+        "scores": score_table(scores),  # sortable in the UI, every row
+        **score_chart(context, render_score_curves_png(scores[scores["name"] != REAL_FLOOR], floor)),
+        "dagster/row_count": len(scores),
+        **config_metadata(config),
+    })
+    yield from score_checks(best, floor, previous, evaluation.best_metric, evaluation.best_direction)
+
+
+def family_figures(manifest: RunManifest, best: str, dataset: Examples, reference_batch: ReferenceBatch, sampling: str,
+                   seed: int) -> dict:
+    """The model family, whether its bits/dim are a bound, and the best checkpoint's sampling speed and sharpness,
+    measured alike for every family (`core/evaluation/sampling_speed.py`): metadata, not scores (timings vary run to run)."""
+    entry = next(e for e in manifest.checkpoints if e.name == best)
+    generator = load_generator(manifest, entry, sampling, *reference_batch.tensors())
+    held_out = model_input(torch.from_numpy(dataset.subset("held_out").examples))
+    measured = measure_sampling(generator, held_out, seed=seed).as_dict() if held_out.ndim == 4 else {}
+    family = manifest.model.family
+    bound = None if family == "gan" else family_of(manifest.model).bits_per_dim_is_bound
+    return {"family": family, **({"bits_per_dim_is_bound": bound} if bound is not None else {}),
+            **{k: rounded(v) if isinstance(v, float) else v for k, v in measured.items()}}
+
+
+def score_chart(context: dg.AssetExecutionContext, png: bytes) -> dict:
+    """The chart in place on the asset page where the instance can serve it (gan_assets/resources/ui_images.py), and
+    always as a data-URI image behind the UI's "[Show Markdown]"."""
+    inline = served_image(context.instance, png, context.partition_key, "score_curves", "scores over training")
+    return ({"score_curves_inline": dg.MetadataValue.md(inline)} if inline else {}) | {
+        "score_curves": dg.MetadataValue.md(markdown_png(png, "scores over training"))}
+
+
+def rounded(value, digits: int = 4) -> float:
+    """4 significant digits: the scores of 2,000 samples vary in the third (see the README's seed spread)."""
+    value = float(value)
+    return float(f"{value:.{digits}g}") if math.isfinite(value) else value
+
+
+def score_table(scores: pd.DataFrame) -> dg.MetadataValue:
+    """The score table as Dagster's table metadata: sortable columns, all rows, floats rounded."""
+    columns = [dg.TableColumn(c, "string" if c == "name" else "int" if c == "step" else "float") for c in scores.columns]
+    records = [dg.TableRecord({c: (row[c] if c == "name" else None if pd.isna(row[c]) else
+                                   int(row[c]) if c == "step" else rounded(row[c])) for c in scores.columns})
+               for _, row in scores.iterrows()]
+    return dg.MetadataValue.table(records=records, schema=dg.TableSchema(columns=columns))
+
+
+def previous_best(context: dg.AssetExecutionContext, metric: str) -> float | None:
+    """The best `metric` that the last materialization of this experiment's scores recorded."""
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=context.asset_key, asset_partitions=[context.partition_key]), limit=1).records
+    if not records:
+        return None
+    entry = records[0].asset_materialization.metadata.get(f"best_{metric}")
+    return None if entry is None else float(entry.value)
+
+
+def score_checks(best: pd.Series, floor: pd.Series, previous: float | None, metric: str, direction: str):
+    healthy, facts = mode_collapse(best, floor)
+    yield dg.AssetCheckResult(check_name="mode_collapse", passed=healthy, severity=dg.AssetCheckSeverity.WARN,
+                              metadata=facts)
+    steady, facts = regression(rounded(best[metric]), previous, direction)  # as recorded: previous is rounded too
+    yield dg.AssetCheckResult(check_name="no_regression", passed=steady, severity=dg.AssetCheckSeverity.WARN,
+                              metadata={"metric": metric, **facts})

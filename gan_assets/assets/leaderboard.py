@@ -1,0 +1,54 @@
+"""`leaderboard`: the best checkpoint of every experiment, with the config differences between them."""
+
+import dagster as dg
+import pandas as pd
+
+from gan_assets.assets.experiment_config import experiments_partitions
+from gan_assets.core.comparison.family_claims import claim_readings
+from gan_assets.core.comparison.leaderboard import build_leaderboard
+from gan_assets.core.evaluation.scoring import frame_hash
+
+SHOWN = ["experiment", "status", "family", "best_checkpoint", "fd", "real_floor_fd", "class_coverage", "class_kl",
+         "precision", "recall", "bits_per_dim", "bits_per_dim_is_bound", "samples_per_second",
+         "seconds_for_10000_samples", "sharpness", "train_seconds"]
+# Facts recorded beside the scores (checkpoint_scores' metadata) and training (gan_checkpoints'), per experiment.
+SCORE_FIGURES = ("samples_per_second", "seconds_for_10000_samples", "sampling_extrapolated", "sharpness",
+                 "bits_per_dim_is_bound")
+TRAINING_FIGURES = ("train_seconds",)
+
+
+@dg.asset(ins={"checkpoint_scores": dg.AssetIn(partition_mapping=dg.AllPartitionMapping())},
+          code_version="2", group_name="comparison", kinds={"parquet"})  # unpartitioned; 2: model families
+def leaderboard(context: dg.AssetExecutionContext, checkpoint_scores: dict[str, pd.DataFrame]) -> dg.Output[pd.DataFrame]:
+    """One row per experiment; `config.*` columns name the settings that differ between them. An experiment
+    without readable scores (never scored, or failed) is listed with its status instead of failing the board."""
+    configs = {name: config for name in checkpoint_scores if (config := scored_config(context.instance, name))}
+    registered = context.instance.get_dynamic_partitions(experiments_partitions.name)
+    missing = {name: "no scores recorded (not scored yet, or its scoring failed)"
+               for name in sorted(set(registered) | set(checkpoint_scores)) if name not in configs}
+    figures = {name: latest_metadata(context.instance, "checkpoint_scores", name, SCORE_FIGURES)
+               | latest_metadata(context.instance, "gan_checkpoints", name, TRAINING_FIGURES) for name in configs}
+    table = build_leaderboard({name: checkpoint_scores[name] for name in configs}, configs, missing, figures)
+    shown = [c for c in SHOWN if c in table.columns] + [c for c in table.columns if c.startswith("config.")]
+    claims = claim_readings(table)
+    return dg.Output(table, data_version=dg.DataVersion(frame_hash(table)),
+                     metadata={"dagster/row_count": len(table),
+                               "leaderboard": dg.MetadataValue.md(table[shown].to_markdown(index=False, floatfmt=".4g")),
+                               "family_claims": dg.MetadataValue.md("\n".join(f"- {c}" for c in claims) or
+                                                                    "(score two model families to read the claims)")})
+
+
+def latest_metadata(instance: dg.DagsterInstance, asset: str, experiment: str, keys: tuple[str, ...]) -> dict:
+    """`keys` of the metadata of that experiment's latest materialization of `asset` (those it recorded)."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[experiment]), limit=1).records
+    metadata = records[0].asset_materialization.metadata if records else {}
+    return {key: metadata[key].value for key in keys if key in metadata}
+
+
+def scored_config(instance: dg.DagsterInstance, experiment: str) -> dict | None:
+    """The effective config recorded on that experiment's latest `checkpoint_scores` materialization."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("checkpoint_scores"), asset_partitions=[experiment]), limit=1).records
+    entry = records[0].asset_materialization.metadata.get("config") if records else None
+    return entry.value if entry is not None else None

@@ -1,0 +1,34 @@
+"""A checkpoint named by a run manifest, loaded for sampling and scoring.
+
+The manifest (training/manifest.py) is plain data: which files, which hashes, which shapes. Rebuilding a network
+from it belongs here, with the stages that sample, so the contract every stage reads never imports the networks.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from gan_assets.core.evaluation.sampling import for_sampling
+from gan_assets.core.models.families import Sampler, family_of
+from gan_assets.core.models.gan.networks import Generator, MLPGenerator, build_generator
+from gan_assets.core.storage import load_weights
+from gan_assets.core.training.manifest import CheckpointEntry, RunManifest
+
+
+def load_generator(manifest: RunManifest, entry: CheckpointEntry, sampling: str = "eval",
+                   reference_z: torch.Tensor | None = None,
+                   reference_labels: torch.Tensor | None = None) -> Generator | MLPGenerator | Sampler:
+    """The checkpoint's generator, verified, rebuilt from `manifest` and set up for `sampling`; for another family,
+    its model behind the generator's sampling interface (`Sampler`: no batch norm, so `sampling` changes nothing)."""
+    if manifest.model.family != "gan":
+        return Sampler(family_of(manifest.model), load_model(manifest, entry))
+    generator = build_generator(manifest.model, manifest.shape, manifest.num_classes)
+    load_weights(generator, manifest.verified_path(entry, "generator"))
+    return for_sampling(generator.eval(), sampling, reference_z, reference_labels)
+
+
+def load_model(manifest: RunManifest, entry: CheckpointEntry) -> torch.nn.Module:
+    """A likelihood family's model at `entry`, verified, in eval mode (what scores test log-likelihood)."""
+    model = family_of(manifest.model).build(manifest.model, manifest.shape)
+    load_weights(model, manifest.verified_path(entry, "generator"))
+    return model.eval()

@@ -1,0 +1,347 @@
+"""The GAN training loop (tutorial §3.1): D and G each take gradient steps on their own cost.
+
+The loop knows nothing of who watches it: progress, checkpoints and aborts go through callbacks
+(`TrainingCallbacks`), as in stylegan2-ada's training loop. Statistics stay on the device and are
+summed across steps; the host syncs only every `log_every` steps, so a GPU is never stalled. At each
+of those syncs the losses and both players' weights are checked: a non-finite value stops training
+(`NonFiniteTraining`, naming the step and the player) before any checkpoint of it is written.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from gan_assets.core.models.gan.losses import discriminator_half_loss, generator_loss
+from gan_assets.core.models.gan.networks import model_input
+from gan_assets.core.runtime.faults import crash_point
+from gan_assets.core.runtime.threads import LoadFollower
+
+if TYPE_CHECKING:
+    from gan_assets.core.config import TrainingConfig
+
+STAT_NAMES = ("loss_d", "loss_g", "d_x", "d_g_z")  # pytorch/examples dcgan's Loss_D, Loss_G, D(x), D(G(z))
+
+
+@dataclass
+class GanState:
+    """Everything a resumed run needs to continue exactly where it stopped."""
+
+    generator: nn.Module
+    discriminator: nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    rng: torch.Generator  # draws minibatch indices, z and fake labels, on the training device
+    num_classes: int = 1  # classes of the dataset: fake labels for a conditional G are uniform over them
+    step: int = 0
+    compute_dtype: torch.dtype | None = None  # bf16: both players' forwards under autocast; None: fp32
+    # Data parallel (core/training/distributed.py): every rank draws the whole global batch from the same stream and
+    # keeps these rows of it. None: all rows, one process.
+    rows: slice | None = None
+
+    def players(self) -> dict[str, nn.Module]:
+        """The networks a checkpoint saves, by the file each goes to (training/checkpoints.py)."""
+        return {"generator": self.generator, "discriminator": self.discriminator}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"opt_g": self.opt_g, "opt_d": self.opt_d}
+
+
+@dataclass
+class TrainingCallbacks:
+    progress: Callable[[int, dict[str, float]], None] = lambda step, stats: None
+    checkpoint: Callable[[GanState], None] = lambda state: None
+    abort: Callable[[], bool] = lambda: False
+
+
+@dataclass
+class TrainingReport:
+    steps_done: int
+    seconds: float
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def steps_per_second(self) -> float:
+        return self.steps_done / self.seconds if self.seconds > 0 else float("nan")
+
+
+# The device is the machine's, not the experiment's: set by a deployment (GAN_DEVICE, or the torch_device
+# resource in gan_assets/resources/device.py), so moving to a GPU never makes training stale. The name is spelled here so
+# that errors raised by this pure-torch module still point at the setting.
+DEVICE_SETTING = "GAN_DEVICE"
+DEVICE_NAME = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def check_device_name(name: str) -> str:
+    """`name` when it is one of auto, cpu, cuda, cuda:N; else a ValueError naming the allowed values."""
+    if not isinstance(name, str) or not DEVICE_NAME.fullmatch(name):
+        raise ValueError(f"device {name!r} is not one of auto, cpu, cuda, cuda:N "
+                         f"(set by {DEVICE_SETTING}, or the torch_device resource's name)")
+    return name
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` → CUDA when present, else CPU; a CUDA device this machine lacks is an error naming the setting."""
+    if check_device_name(name) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda":
+        available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (device.index or 0) >= available:
+            raise ValueError(f"{DEVICE_SETTING} is {name!r}, but this machine has {available} CUDA device(s): "
+                             f"use {DEVICE_SETTING}=auto or cpu (or the torch_device resource)")
+    return device
+
+
+def bf16_is_fast(device: torch.device) -> bool:
+    """Whether this device has bf16 matrix units (CUDA Ampere+; a CPU with AVX-512 BF16 or AMX)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:  # oneDNN's own check (AVX-512 BF16 / AMX); a private op, so a torch without it means "no"
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_precision(name: str, device: torch.device, images: bool = True) -> torch.dtype | None:
+    """`training.precision` → the autocast dtype (None: fp32). `auto` takes bf16 where the device computes it
+    fast and the players are convolutional; the 2-D MLPs are too small for it to pay."""
+    if name == "fp32" or (name == "auto" and not (images and bf16_is_fast(device))):
+        return None
+    return torch.bfloat16
+
+
+def make_optimizer(params, lr: float, config: TrainingConfig, device: torch.device) -> torch.optim.Optimizer:
+    # fused: one kernel for all parameters instead of a dozen small ops per tensor (the update is not the
+    # bottleneck, but at these sizes its per-op overhead is measurable)
+    fused = device.type in ("cpu", "cuda")
+    if config.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, foreach=True)
+    return torch.optim.Adam(params, lr=lr, betas=(config.beta1, config.beta2), fused=fused)
+
+
+def new_state(generator: nn.Module, discriminator: nn.Module, config: TrainingConfig,
+              seed: int, device: torch.device, num_classes: int = 1,
+              compute_dtype: torch.dtype | None = None) -> GanState:
+    rng = torch.Generator(device=device)
+    rng.manual_seed(seed)
+    return GanState(generator, discriminator,
+                    make_optimizer(generator.parameters(), config.lr_g, config, device),
+                    make_optimizer(discriminator.parameters(), config.lr_d, config, device), rng, num_classes,
+                    compute_dtype=compute_dtype)
+
+
+@dataclass
+class TrainingData:
+    """The train split and its labels, resident on the training device."""
+
+    images: Tensor  # (N, C, H, W) uint8 images, or (N, 2) float32 points of a 2-D mixture
+    labels: Tensor  # class indices (the mode index for points)
+
+    @property
+    def device(self) -> torch.device:
+        return self.images.device
+
+
+def sample_real(data: TrainingData, batch_size: int, rng: torch.Generator,
+                rows: slice | None = None) -> tuple[Tensor, Tensor]:
+    index = torch.randint(len(data.images), (batch_size,), device=data.device, generator=rng)
+    if rows is not None:  # this rank's shard of the global batch
+        index = index[rows]
+    return model_input(data.images[index]), data.labels[index]
+
+
+def sample_fake(state: GanState, batch_size: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    """(z, y): prior samples and uniform class labels (ignored by an unconditional G)."""
+    z = torch.randn(batch_size, state.generator.z_dim, device=device, generator=state.rng)
+    y = torch.randint(state.num_classes, (batch_size,), device=device, generator=state.rng)
+    if state.rows is not None:  # this rank's shard of the global batch
+        return z[state.rows], y[state.rows]
+    return z, y
+
+
+def _autocast(state: GanState, device: torch.device):
+    """bf16 autocast when the state asks for it: convs and matmuls in bf16, losses in fp32 (see `_d_loss`)."""
+    if state.compute_dtype is None:
+        return nullcontext()
+    return torch.autocast(device.type, dtype=state.compute_dtype)
+
+
+def _class_loss(d: nn.Module, phi: Tensor, labels: Tensor, config: TrainingConfig) -> Tensor:
+    """AC-GAN's auxiliary term: cross-entropy of D's class head (zero without one)."""
+    if getattr(d, "class_head", None) is None:
+        return phi.new_zeros(())
+    return config.classifier_weight * F.cross_entropy(d.class_logits(phi).float(), labels)
+
+
+def _d_loss(state: GanState, real: tuple[Tensor, Tensor], fake: tuple[Tensor, Tensor],
+            config: TrainingConfig) -> tuple[Tensor, Tensor, Tensor]:
+    # Real and fake go through D separately, so batch norm normalises each minibatch on its own (§3.3).
+    real_loss, real_logits = _real_half(state.discriminator, real, config)
+    fake_loss, fake_logits = _fake_half(state, fake, config)
+    return real_loss + fake_loss, real_logits, fake_logits
+
+
+def _real_half(d: nn.Module, real: tuple[Tensor, Tensor], config: TrainingConfig) -> tuple[Tensor, Tensor]:
+    """J(D)'s real half on `d`: (loss, fp32 logits)."""
+    x, y = real
+    phi = d.features(x)
+    logits = d.logits(phi, y).float()  # the costs in fp32, whatever the convs ran in
+    return discriminator_half_loss(logits, 1.0 - config.label_smoothing) + _class_loss(d, phi, y, config), logits
+
+
+def _fake_half(state: GanState, fake: tuple[Tensor, Tensor], config: TrainingConfig) -> tuple[Tensor, Tensor]:
+    """J(D)'s fake half on D: (loss, fp32 logits)."""
+    d, (x, y) = state.discriminator, fake
+    phi = d.features(x)
+    logits = d.logits(phi, y).float()
+    loss = discriminator_half_loss(logits, config.fake_label)
+    if state.generator.conditional:  # fakes have an intended class only when G was given one
+        loss = loss + _class_loss(d, phi, y, config)
+    return loss, logits
+
+
+def _g_loss(state: GanState, fake: Tensor, y_fake: Tensor, config: TrainingConfig) -> tuple[Tensor, Tensor]:
+    phi = state.discriminator.features(fake)
+    fake_logits = state.discriminator.logits(phi, y_fake).float()
+    loss = generator_loss(config.generator_loss, fake_logits)
+    if state.generator.conditional:
+        loss = loss + _class_loss(state.discriminator, phi, y_fake, config)
+    return loss, fake_logits
+
+
+Fakes = tuple[Tensor, Tensor]  # G(z) with its graph to G's parameters, and the classes it was asked for
+
+
+def d_update(state: GanState, data: TrainingData, config: TrainingConfig,
+             keep_fakes: bool = False) -> tuple[Tensor, Tensor, Fakes | None]:
+    """One D step. With `keep_fakes`, G's forward keeps its graph and the fakes are returned, so the G step
+    that follows reuses them (the DCGAN example's loop: one G forward per iteration, not two)."""
+    device = data.device
+    real = sample_real(data, config.batch_size, state.rng, state.rows)
+    z, y_fake = sample_fake(state, config.batch_size, device)
+    state.opt_d.zero_grad(set_to_none=True)
+    with torch.set_grad_enabled(keep_fakes), _autocast(state, device):
+        fake = state.generator(z, y_fake)
+    with _autocast(state, device):
+        loss, real_logits, _ = _d_loss(state, real, (fake.detach(), y_fake), config)
+    loss.backward()
+    state.opt_d.step()
+    return loss.detach(), torch.sigmoid(real_logits.detach()).mean(), (fake, y_fake) if keep_fakes else None
+
+
+def g_update(state: GanState, config: TrainingConfig, fakes: Fakes) -> tuple[Tensor, Tensor]:
+    """G's step on `fakes`, judged by the D that was just updated."""
+    fake, y_fake = fakes
+    with _autocast(state, fake.device):
+        loss, fake_logits = _g_loss(state, fake, y_fake, config)
+    _set_grads(state.generator, loss)  # G's grads only: D's weight gradients would be wasted work
+    state.opt_g.step()
+    return loss.detach(), torch.sigmoid(fake_logits.detach()).mean()
+
+
+def alternating_step(state: GanState, data: TrainingData, config: TrainingConfig) -> Tensor:
+    """`d_steps` D updates, then one G update against the updated D, on the last D step's z."""
+    for k in range(config.d_steps):
+        loss_d, d_x, fakes = d_update(state, data, config, keep_fakes=k == config.d_steps - 1)
+    loss_g, d_g_z = g_update(state, config, fakes)
+    return torch.stack([loss_d, loss_g, d_x, d_g_z])
+
+
+def simultaneous_step(state: GanState, data: TrainingData, config: TrainingConfig) -> Tensor:
+    """Both players' gradients come from the same parameters before either moves (§3.1); one forward of the
+    fakes feeds both costs."""
+    device = data.device
+    real = sample_real(data, config.batch_size, state.rng, state.rows)
+    z, y_fake = sample_fake(state, config.batch_size, device)
+    with _autocast(state, device):
+        fake = state.generator(z, y_fake)
+        loss_d, real_logits, _ = _d_loss(state, real, (fake.detach(), y_fake), config)
+        loss_g, fake_logits = _g_loss(state, fake, y_fake, config)
+    _set_grads(state.discriminator, loss_d)
+    _set_grads(state.generator, loss_g)
+    state.opt_d.step()
+    state.opt_g.step()
+    d_x = torch.sigmoid(real_logits.detach()).mean()
+    d_g_z = torch.sigmoid(fake_logits.detach()).mean()
+    return torch.stack([loss_d.detach(), loss_g.detach(), d_x, d_g_z])
+
+
+def _set_grads(player: nn.Module, loss: Tensor) -> None:
+    """Gradients of `loss` for this player's parameters alone (each player moves only its own θ)."""
+    params = [p for p in player.parameters() if p.requires_grad]
+    for param, grad in zip(params, torch.autograd.grad(loss, params)):
+        param.grad = grad
+
+
+STEP_FUNCTIONS = {"alternating": alternating_step, "simultaneous": simultaneous_step}  # training.update
+
+
+class NonFiniteTraining(FloatingPointError):
+    """A loss or a weight went NaN/inf: training stopped before checkpointing it."""
+
+    def __init__(self, step: int, player: str, what: str) -> None:
+        super().__init__(f"training stopped at step {step}: {player}'s {what} is not finite (NaN or inf); the last "
+                         f"checkpoint before it stays the latest. Lower training.lr_g / lr_d or check the data.")
+        self.step, self.player = step, player
+
+
+def train(state: GanState, data: TrainingData, config: TrainingConfig,
+          callbacks: TrainingCallbacks) -> TrainingReport:
+    """Run from `state.step` to `config.steps` on the train split resident on the device."""
+    state.generator.train()
+    state.discriminator.train()
+    start, first_step = time.perf_counter(), state.step
+    # on a CPU, follow the cores other processes leave free (core/runtime/threads.py); a GPU's step has no such choice
+    follow_load = LoadFollower() if data.device.type == "cpu" else (lambda: None)
+    report = _run_steps(state, data, config, callbacks, follow_load)
+    report.steps_done, report.seconds = state.step - first_step, time.perf_counter() - start
+    return report
+
+
+def _run_steps(state: GanState, data: TrainingData, config: TrainingConfig, callbacks: TrainingCallbacks,
+               follow_load: Callable[[], object]) -> TrainingReport:
+    step_fn = STEP_FUNCTIONS[config.update]
+    report = TrainingReport(0, 0.0)
+    window, window_steps = torch.zeros(len(STAT_NAMES), device=data.device), 0
+    while state.step < config.steps and not callbacks.abort():
+        follow_load()
+        window += step_fn(state, data, config)
+        state.step, window_steps = state.step + 1, window_steps + 1
+        crash_point("train_step")
+        checkpoint_due = state.step % config.checkpoint_every == 0 or state.step == config.steps
+        if state.step % config.log_every == 0 or state.step == config.steps:
+            report.history.append(_flush(window, window_steps, state.step))
+            window_steps = 0
+            check_finite(state, report.history[-1])
+            callbacks.progress(state.step, report.history[-1])
+        elif checkpoint_due:
+            check_finite(state, None)
+        if checkpoint_due:
+            callbacks.checkpoint(state)
+    return report
+
+
+def check_finite(state: GanState, stats: dict[str, float] | None) -> None:
+    """Raise `NonFiniteTraining` when a logged loss or any weight of either player is NaN/inf (one host sync)."""
+    for player, loss in (("discriminator", "loss_d"), ("generator", "loss_g")):
+        if stats is not None and not math.isfinite(stats[loss]):
+            raise NonFiniteTraining(state.step, player, loss)
+    for player, module in (("generator", state.generator), ("discriminator", state.discriminator)):
+        flags = [p.isfinite().all() for p in module.parameters()]
+        if flags and not bool(torch.stack(flags).all()):
+            raise NonFiniteTraining(state.step, player, "weights")
+
+
+def _flush(window: Tensor, count: int, step: int) -> dict[str, float]:
+    means = (window / count).tolist()  # the one host sync per log window
+    window.zero_()
+    return {"step": step, **dict(zip(STAT_NAMES, means))}

@@ -1,0 +1,170 @@
+"""One experiment's training run on disk: networks built from config, checkpoints, history, manifest.
+
+`train_run` trains or resumes the run in a directory and returns its `RunManifest` (`core/training/manifest.py`), the
+contract every later stage reads. The manifest is written after each checkpoint and last, so whatever
+it lists is complete; a run that goes non-finite stops with its last good checkpoint still the latest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import torch
+
+from gan_assets.core.config import ExperimentConfig
+from gan_assets.core.models.gan.networks import build_discriminator, build_generator, dcgan_init_, model_input
+from gan_assets.core.models.gan.norms import uses_reference
+from gan_assets.core.runtime.threads import adapt_to_load
+from gan_assets.core.storage import read_parquet, remove_stale_temps, write_parquet_atomic
+from gan_assets.core.training.checkpoints import restore, write_checkpoint
+from gan_assets.core.training.loop import (
+    STAT_NAMES,
+    GanState,
+    TrainingCallbacks,
+    TrainingData,
+    new_state,
+    resolve_device,
+    resolve_precision,
+    train,
+)
+from gan_assets.core.training.manifest import HISTORY_FILE, ModeCentres, RunManifest, RunTiming
+
+if TYPE_CHECKING:
+    from gan_assets.core.training.distributed import DataParallel
+
+# §4.2: with a fake target β > 0 the optimal D peaks where p_model has spurious modes.
+FAKE_LABEL_WARNING = ("training.fake_label = {beta} > 0 smooths the fake side: D* = ((1-α)p_data + β p_model) / "
+                      "(p_data + p_model) then rewards G for staying where p_model already is, reinforcing "
+                      "spurious modes (tutorial §4.2). Use one-sided smoothing (fake_label 0) unless you mean it.")
+
+
+def run_key(config: ExperimentConfig, upstream: dict[str, str], code_version: str) -> str:
+    """What determines a run: the sections training reads, the upstream data versions, the code."""
+    payload = {"seed": config.seed, "model": config.model.model_dump(mode="json"),
+               "training": config.training.model_dump(mode="json", exclude={"log_every"}),
+               "upstream": upstream, "code": code_version}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunInputs:
+    """What a run trains on: the train split and the fixed reference batch (§4.3).
+
+    Images are uint8 (N, C, H, W); 2-D mixtures are float32 (N, 2) points, labelled by mode, and carry
+    their mode centres so the manifest tells downstream stages (the scatter gallery) where the modes are.
+    """
+
+    images: np.ndarray  # (N, C, H, W) uint8, or (N, 2) float32 points
+    labels: np.ndarray  # (N,) class indices
+    num_classes: int
+    reference_images: np.ndarray  # D's reference batch, same kind as `images`
+    reference_labels: np.ndarray
+    reference_z: np.ndarray  # G's reference batch, float32 (N_ref, z_dim)
+    modes: ModeCentres | None = None  # points only
+    class_names: tuple[str, ...] = ()
+
+
+def _fresh_state(config: ExperimentConfig, inputs: RunInputs, device: torch.device) -> GanState:
+    torch.manual_seed(config.seed)  # weight init
+    shape = inputs.images.shape[1:]
+    compute_dtype = resolve_precision(config.training.precision, device, images=len(shape) == 3)
+    generator = build_generator(config.model, shape, inputs.num_classes)
+    discriminator = build_discriminator(config.model, shape, inputs.num_classes)
+    dcgan_init_(generator), dcgan_init_(discriminator)
+    if uses_reference(config.model.norm):
+        labels = torch.from_numpy(inputs.reference_labels)
+        generator.set_reference(torch.from_numpy(inputs.reference_z), labels)
+        discriminator.set_reference(model_input(torch.from_numpy(inputs.reference_images)), labels)
+    # NHWC, the layout oneDNN and cuDNN convolve fastest (2-D points have no layout to choose)
+    memory_format = torch.channels_last if len(shape) == 3 else torch.contiguous_format
+    generator.to(device, memory_format=memory_format), discriminator.to(device, memory_format=memory_format)
+    return new_state(generator, discriminator, config.training, config.seed, device, inputs.num_classes,
+                     compute_dtype=compute_dtype)
+
+
+def _device_data(inputs: RunInputs, device: torch.device) -> TrainingData:
+    images = torch.from_numpy(inputs.images).to(device)
+    if images.ndim == 4:  # stored NHWC, so each minibatch reaches the convs without a layout copy
+        images = images.contiguous(memory_format=torch.channels_last)
+    return TrainingData(images, torch.from_numpy(inputs.labels).long().to(device))
+
+
+def train_run(config: ExperimentConfig, inputs: RunInputs, run_dir: Path, *, device: str = "auto",
+              log: Callable[[str], None] = print, parallel: DataParallel | None = None) -> RunManifest:
+    """Train (or resume) the run in `run_dir` on `device` (auto, cpu, cuda, cuda:N: the deployment's choice, no
+    part of the config or the run key); return its final manifest. With `parallel` this process is one rank of a
+    data-parallel run (core/training/distributed.py): only rank 0 writes to `run_dir`."""
+    if config.training.fake_label > 0:
+        log(FAKE_LABEL_WARNING.format(beta=config.training.fake_label))
+    adapt_to_load()  # as many threads as there are CPUs free now
+    torch_device = resolve_device(device)
+    state = _fresh_state(config, inputs, torch_device)
+    remove_stale_temps(run_dir)  # temp files of writes a killed run left behind
+    manifest = RunManifest.read(run_dir) or _new_manifest(config, inputs, torch_device, run_dir)
+    if manifest.checkpoints:
+        restore(state, manifest, manifest.latest)
+        log(f"resuming from step {state.step} in {run_dir}")
+    history = read_history(run_dir, state.step)
+    data = _device_data(inputs, torch_device)
+
+    def on_checkpoint(s: GanState) -> None:
+        nonlocal manifest
+        manifest = manifest.with_checkpoint(write_checkpoint(run_dir, s))
+        write_parquet_atomic(_history_table(history), run_dir / manifest.history)
+        manifest.write()  # last: whatever it lists is complete
+
+    started, first_step = time.perf_counter(), state.step
+
+    def on_progress(step: int, stats: dict[str, float]) -> None:
+        history.append(stats)
+        log(f"step {step}/{config.training.steps} " + " ".join(f"{k} {v:.4f}" for k, v in stats.items() if k != "step")
+            + progress_rate(step - first_step, config.training.steps - step, time.perf_counter() - started))
+
+    callbacks = TrainingCallbacks(progress=on_progress, checkpoint=on_checkpoint)
+    if parallel is not None:
+        callbacks = parallel.attach(state, config.training.batch_size, callbacks)
+    report = train(state, data, config.training, callbacks)
+    if report.steps_done and (parallel is None or parallel.is_leader):
+        images_per_second = report.steps_per_second * config.training.batch_size * config.training.d_steps
+        manifest = manifest.with_timing(RunTiming(steps=report.steps_done, seconds=report.seconds,
+                                                  steps_per_second=report.steps_per_second,
+                                                  images_per_second=images_per_second))
+        manifest.write()
+    return manifest
+
+
+def progress_rate(done: int, left: int, seconds: float) -> str:
+    """`, 27.8 steps/s, ETA 2m58s` for a progress line (empty before the first timed step)."""
+    if done <= 0 or seconds <= 0:
+        return ""
+    rate = done / seconds
+    eta = round(left / rate)
+    return f", {rate:.1f} steps/s, ETA {eta // 60}m{eta % 60:02d}s"
+
+
+def _new_manifest(config: ExperimentConfig, inputs: RunInputs, device: torch.device, run_dir: Path) -> RunManifest:
+    return RunManifest(run_dir=run_dir, model=config.model, shape=tuple(int(s) for s in inputs.images.shape[1:]),
+                       num_classes=inputs.num_classes, device=str(device), modes=inputs.modes,
+                       history=HISTORY_FILE, classes=tuple(inputs.class_names))
+
+
+def _history_table(history: list[dict[str, float]]) -> pa.Table:
+    frame = pd.DataFrame(history, columns=["step", *STAT_NAMES]).astype({"step": "int64"})
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def read_history(run_dir: Path, up_to_step: int) -> list[dict[str, float]]:
+    """The logged rows of `run_dir`'s history up to the step a run resumes from (any family's columns)."""
+    path = run_dir / HISTORY_FILE
+    if not path.exists():
+        return []
+    frame = read_parquet(path).to_pandas()
+    return frame[frame["step"] <= up_to_step].to_dict("records")

@@ -1,0 +1,33 @@
+"""The `store` resource: where experiment files are read from and where each experiment's outputs are written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+
+from gan_assets.core.storage import EXPERIMENT_KEY, check_experiment_key, experiment_path
+
+
+class ExperimentStore(dg.ConfigurableResource):
+    """Where experiment files are read from and where each experiment's outputs are written."""
+
+    experiments_dir: str = "experiments"
+    storage_root: str = "data"
+
+    def experiment_file(self, key: str) -> Path:
+        return Path(self.experiments_dir) / f"{check_experiment_key(key)}.yaml"
+
+    def experiment_keys(self) -> list[str]:
+        """The stems of `*.yaml` files that are valid keys (`invalid_experiment_files` lists the others)."""
+        return sorted(p.stem for p in Path(self.experiments_dir).glob("*.yaml") if EXPERIMENT_KEY.fullmatch(p.stem))
+
+    def invalid_experiment_files(self) -> list[str]:
+        return sorted(p.name for p in Path(self.experiments_dir).glob("*.yaml") if not EXPERIMENT_KEY.fullmatch(p.stem))
+
+    def output_dir(self, key: str) -> Path:
+        return experiment_path(self.storage_root, key)
+
+    def snapshot_path(self, section: str, version: str) -> Path:
+        """The content-addressed snapshot of one observed section value (its version is its sha256)."""
+        return Path(self.storage_root) / "config_snapshots" / section / f"{version}.json"
