@@ -56,7 +56,8 @@ from torchvision import transforms  # noqa: E402
 from gan_assets.core.config import ExperimentConfig, load_experiment, parse_experiment  # noqa: E402
 from gan_assets.core.models.gan.networks import build_discriminator, build_generator, dcgan_init_  # noqa: E402
 from gan_assets.core.runtime import threads as thread_helpers  # noqa: E402
-from gan_assets.core.training.loop import TrainingCallbacks, resolve_device, train  # noqa: E402
+from gan_assets.core.runtime.device import resolve_device
+from gan_assets.core.training.loop import TrainingCallbacks, train
 from gan_assets.core.training.run import RunInputs, _device_data, _fresh_state  # noqa: E402
 
 DEFAULT_EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "digits-dcgan.yaml"
@@ -340,7 +341,7 @@ def network_costs(config: ExperimentConfig, shape: tuple[int, ...]) -> tuple[Net
 
 
 def ours_flops_per_image(g: NetworkCost, d: NetworkCost, d_steps: int) -> float:
-    """training_loop.alternating_step as it reads now: each of the d_steps D updates makes its fakes with one G
+    """training.loop.alternating_step as it reads now: each of the d_steps D updates makes its fakes with one G
     forward (the last keeps the graph), and the G update reuses the last D update's fakes; per real image."""
     d_on_data = d.forward + d.weight_grads + d.input_grads(False)  # real, and fakes detached
     d_update = g.forward + 2 * d_on_data  # G(z), D on real, D on fake
@@ -470,7 +471,7 @@ def bench_config(bench: BenchConfig, device: torch.device) -> dict:
     counted_flops_per_image, precision = probe_ours(ours, images_per_step)
     if abs(counted_flops_per_image / flops_per_image - 1) > 0.02:  # the trainer's step changed: see ours_flops_per_image
         log(f"  warning: torch counts {counted_flops_per_image:.4g} FLOPs per image in one step of ours, the layer count "
-            f"{flops_per_image:.4g}: ours_flops_per_image no longer matches training_loop.alternating_step")
+            f"{flops_per_image:.4g}: ours_flops_per_image no longer matches training.loop.alternating_step")
     contenders: list[Contender] = [Canonical(config, images, labels, device), InMemory(config, images, device), ours]
     windows, round_steps = interleaved_windows(contenders, bench, images_per_step, device)
     medians = {name: statistics.median(values) for name, values in windows.items()}

@@ -5,7 +5,7 @@ import pandas as pd
 
 from gan_assets.assets.experiment_config import experiments_partitions
 from gan_assets.core.comparison.family_claims import claim_readings
-from gan_assets.core.comparison.leaderboard import build_leaderboard
+from gan_assets.core.comparison.ranking import build_leaderboard
 from gan_assets.core.evaluation.scoring import frame_hash
 
 SHOWN = ["experiment", "status", "family", "best_checkpoint", "fd", "real_floor_fd", "class_coverage", "class_kl",

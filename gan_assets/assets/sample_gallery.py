@@ -11,7 +11,7 @@ from gan_assets.core.data.reference import ReferenceBatch
 from gan_assets.core.evaluation.classifier import Classifier
 from gan_assets.core.evaluation.scoring import best_row
 from gan_assets.core.gallery.grids import render_gallery
-from gan_assets.core.gallery.report import score_chart_png, write_gallery_html
+from gan_assets.core.gallery.page import score_chart_png, write_gallery_html
 from gan_assets.core.png import markdown_image, png_bytes
 from gan_assets.core.training.manifest import RunManifest
 from gan_assets.resources.store import ExperimentStore

@@ -12,7 +12,7 @@ import os
 import dagster as dg
 from pydantic import field_validator
 
-from gan_assets.core.training.loop import DEVICE_SETTING, check_device_name
+from gan_assets.core.runtime.device import DEVICE_SETTING, check_device_name
 
 
 class TorchDevice(dg.ConfigurableResource):

@@ -35,7 +35,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from gan_assets.core.training.loop import GanState, TrainingCallbacks, resolve_device
+from gan_assets.core.runtime.device import resolve_device
+from gan_assets.core.training.loop import GanState, TrainingCallbacks
 
 
 def shard_rows(batch_size: int, rank: int, world_size: int) -> slice:

@@ -21,13 +21,14 @@ from torch import Tensor, nn
 
 from gan_assets.core.config import ExperimentConfig, TrainingConfig
 from gan_assets.core.models.families import Family, family_of
+from gan_assets.core.runtime.device import resolve_device
 from gan_assets.core.runtime.threads import LoadFollower, adapt_to_load
 from gan_assets.core.storage import (
     remove_stale_temps,
     write_parquet_atomic,
 )
 from gan_assets.core.training.checkpoints import restore, write_checkpoint
-from gan_assets.core.training.loop import TrainingReport, resolve_device
+from gan_assets.core.training.loop import TrainingReport
 from gan_assets.core.training.manifest import HISTORY_FILE, RunManifest, RunTiming
 from gan_assets.core.training.run import RunInputs, progress_rate, read_history, train_run
 

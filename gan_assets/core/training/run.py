@@ -22,6 +22,7 @@ import torch
 from gan_assets.core.config import ExperimentConfig
 from gan_assets.core.models.gan.networks import build_discriminator, build_generator, dcgan_init_, model_input
 from gan_assets.core.models.gan.norms import uses_reference
+from gan_assets.core.runtime.device import resolve_device
 from gan_assets.core.runtime.threads import adapt_to_load
 from gan_assets.core.storage import read_parquet, remove_stale_temps, write_parquet_atomic
 from gan_assets.core.training.checkpoints import restore, write_checkpoint
@@ -31,7 +32,6 @@ from gan_assets.core.training.loop import (
     TrainingCallbacks,
     TrainingData,
     new_state,
-    resolve_device,
     resolve_precision,
     train,
 )

@@ -15,7 +15,7 @@ from gan_assets.core.evaluation.loading import load_generator
 from gan_assets.core.evaluation.sampling import SAMPLING_MODES
 from gan_assets.core.evaluation.scoring import score_checkpoints
 from gan_assets.core.gallery.grids import render_gallery
-from gan_assets.core.gallery.report import score_chart_png, write_gallery_html
+from gan_assets.core.gallery.page import score_chart_png, write_gallery_html
 from gan_assets.core.gallery.views import batch_dependence, class_rows, nearest_neighbours, slerp
 from gan_assets.core.models.gan.networks import model_input
 from tests.core.training.test_manifest import make_tiny_run

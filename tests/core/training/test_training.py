@@ -151,7 +151,7 @@ def test_resume_refuses_a_replaced_checkpoint_file(tmp_path: Path):
 
 
 def test_a_cuda_device_this_machine_lacks_names_the_setting():
-    from gan_assets.core.training.loop import resolve_device
+    from gan_assets.core.runtime.device import resolve_device
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
