@@ -74,3 +74,20 @@ def test_atomic_json_replaces_whole_files(tmp_path: Path):
     write_json_atomic({"a": 1}, tmp_path / "m.json")
     write_json_atomic({"b": 2}, tmp_path / "m.json")
     assert read_json(tmp_path / "m.json") == {"b": 2} and [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
+def test_every_experiment_path_is_spelled_in_one_function(tmp_path):
+    """`<root>/experiments/<key>/...` is built by `experiment_path` alone: no other module joins that folder."""
+    import re
+
+    from gan_assets.core.storage import ExperimentKeyError, experiment_path
+
+    assert experiment_path(tmp_path, "tiny", "runs", "abc") == tmp_path / "experiments" / "tiny" / "runs" / "abc"
+    assert experiment_path(tmp_path, None, "leaderboard") == tmp_path / "experiments" / "_all" / "leaderboard"
+    with pytest.raises(ExperimentKeyError, match="is not allowed"):
+        experiment_path(tmp_path, "../elsewhere")
+    root = Path(__file__).resolve().parents[2]
+    joins = re.compile(r"""["']experiments["']\s*(/|,\s*(folder|key|check_experiment_key))""")
+    spelled = [str(path.relative_to(root)) for folder in ("gan_assets", "pipelines")
+               for path in (root / folder).rglob("*.py") if joins.search(path.read_text())]
+    assert spelled == ["gan_assets/core/storage.py"]
