@@ -51,8 +51,7 @@ def discriminator_loss(
 
 
 def discriminator_half_loss(logits: Tensor, target: float) -> Tensor:
-    """One half of J(D): ½ BCE(logits, target) over its own minibatch. The real and fake halves are
-    independent until summed, so a busy CPU can compute them on two threads (core/concurrent_d.py)."""
+    """One half of J(D): ½ BCE(logits, target) over its own minibatch (real and fake halves are summed)."""
     return 0.5 * _bce_with_logits(logits, target).mean()
 
 
