@@ -21,9 +21,9 @@ from gan_assets.assets.leaderboard import leaderboard
 from gan_assets.assets.reference_batch import reference_batch
 from gan_assets.assets.sample_gallery import sample_gallery
 from gan_assets.assets.tutorial import cost_response_curves, divergence_fits
-from gan_assets.resources.device import TorchDevice, device_from_env
 from gan_assets.resources.io_manager import ExperimentIOManager
 from gan_assets.resources.store import ExperimentStore
+from gan_assets.resources.torch_device import TorchDevice, device_from_env
 from gan_assets.resources.trainer_launch import TrainerLaunch, launch_from_env
 from pipelines.automation.policy import automated, automation_sensor, train_new_experiments_by_default
 from pipelines.automation.recovery import dead_run_sensor

@@ -23,8 +23,8 @@ from gan_assets.core.training.likelihood import train_family_run
 from gan_assets.core.training.manifest import ModeCentres
 from gan_assets.core.training.report import RunReport, run_report
 from gan_assets.core.training.run import FAKE_LABEL_WARNING, RunInputs, run_key
-from gan_assets.resources.device import TorchDevice
 from gan_assets.resources.store import ExperimentStore
+from gan_assets.resources.torch_device import TorchDevice
 from gan_assets.resources.trainer_launch import TrainerLaunch, train_elsewhere
 from gan_assets.resources.ui_images import served_image
 

@@ -23,7 +23,7 @@ import pandas as pd
 from gan_assets.core.config import ConfigError, load_experiment
 from gan_assets.core.runtime.device import DEVICE_SETTING, resolve_device
 from gan_assets.core.storage import ExperimentKeyError, check_experiment_key
-from gan_assets.resources.device import device_from_env
+from gan_assets.resources.torch_device import device_from_env
 from pipelines.automation.recovery import recover_dead_runs
 from pipelines.cli.run_experiment import run_one
 

@@ -24,7 +24,7 @@ from gan_assets.assets.experiment_config import experiments_partitions
 from gan_assets.core.config import ConfigError, load_experiment
 from gan_assets.core.runtime.device import DEVICE_SETTING, resolve_device
 from gan_assets.core.storage import ExperimentKeyError, check_experiment_key
-from gan_assets.resources.device import device_from_env
+from gan_assets.resources.torch_device import device_from_env
 from gan_assets.resources.trainer_launch import NPROC_SETTING, launch_from_env
 from pipelines.automation.recovery import HOST_TAG, recover_dead_runs
 

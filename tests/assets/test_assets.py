@@ -20,8 +20,8 @@ from gan_assets.assets.reference_batch import reference_batch
 from gan_assets.assets.sample_gallery import sample_gallery
 from gan_assets.core.data.images import decode_table, from_table
 from gan_assets.core.data.reference import from_table as reference_from_table
-from gan_assets.resources.device import TorchDevice
 from gan_assets.resources.store import ExperimentStore
+from gan_assets.resources.torch_device import TorchDevice
 from gan_assets.resources.trainer_launch import TrainerLaunch
 from pipelines.definitions import build_definitions
 from tests.conftest import TINY_EXPERIMENT

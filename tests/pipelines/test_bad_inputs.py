@@ -112,7 +112,7 @@ def test_a_device_torch_does_not_know_is_refused_wherever_it_is_set(tmp_path, ca
     """`tpu` as the torch_device resource's name: in code, from GAN_DEVICE, or in the launchpad's run config."""
     import pydantic
 
-    from gan_assets.resources.device import TorchDevice
+    from gan_assets.resources.torch_device import TorchDevice
 
     unknown = "device 'tpu' is not one of auto, cpu, cuda, cuda:N (set by GAN_DEVICE, or the torch_device resource"
     with pytest.raises(pydantic.ValidationError, match=re.escape(unknown)):

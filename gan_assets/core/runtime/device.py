@@ -7,7 +7,7 @@ import re
 import torch
 
 # The device is the machine's, not the experiment's: set by a deployment (GAN_DEVICE, or the torch_device
-# resource in gan_assets/resources/device.py), so moving to a GPU never makes training stale. The name is spelled here so
+# resource in gan_assets/resources/torch_device.py), so moving to a GPU never makes training stale. The name is spelled here so
 # that errors raised by this pure-torch module still point at the setting.
 DEVICE_SETTING = "GAN_DEVICE"
 DEVICE_NAME = re.compile(r"auto|cpu|cuda(:\d+)?")
