@@ -61,6 +61,8 @@ _parsed_in_run: dict[str, dict[str, ExperimentConfig]] = {}
 
 
 def parsed_for_run(run_id: str, store: ExperimentStore, registered: set[str], log) -> dict[str, ExperimentConfig]:
+    if run_id == "EPHEMERAL":  # a direct invocation (Dagster's id for it is shared by all): no run to cache for
+        return parse_registered(store, registered, log)
     if run_id not in _parsed_in_run:
         _parsed_in_run.clear()  # only the current observation's parse is kept
         _parsed_in_run[run_id] = parse_registered(store, registered, log)
