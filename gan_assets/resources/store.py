@@ -6,7 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from gan_assets.core.storage import EXPERIMENT_KEY, check_experiment_key, experiment_path
+from gan_assets.core.storage import EXPERIMENT_KEY, check_experiment_key
 
 
 class ExperimentStore(dg.ConfigurableResource):
@@ -24,9 +24,6 @@ class ExperimentStore(dg.ConfigurableResource):
 
     def invalid_experiment_files(self) -> list[str]:
         return sorted(p.name for p in Path(self.experiments_dir).glob("*.yaml") if not EXPERIMENT_KEY.fullmatch(p.stem))
-
-    def output_dir(self, key: str) -> Path:
-        return experiment_path(self.storage_root, key)
 
     def snapshot_path(self, section: str, version: str) -> Path:
         """The content-addressed snapshot of one observed section value (its version is its sha256)."""
