@@ -55,19 +55,18 @@ def gan_checkpoints(context: dg.AssetExecutionContext, config: TrainingRun, stor
     The device and the launch (in process, or torchrun ranks through Dagster Pipes: `trainer_launch`) come from
     the deployment, never from the run key: they do not change the run."""
     run_options, config = config, load_config(context, store)
-    data, reference = dataset, reference_batch
-    upstream = {"dataset": data.content_hash(), "reference_batch": reference.content_hash()}
+    upstream = {"dataset": dataset.content_hash(), "reference_batch": reference_batch.content_hash()}
     key = run_key(config, upstream, CODE_VERSION)
     if run_options.fresh_run:  # a retry of this Dagster run still resumes its own fresh directory
         key = f"{key}-fresh-{context.run.run_id[:8]}"
     run_dir = experiment_path(store.storage_root, context.partition_key, "runs", key).resolve()
     if config.training.fake_label > 0:
         context.log.warning(FAKE_LABEL_WARNING.format(beta=config.training.fake_label))
-    train = data.subset("train")
-    inputs = RunInputs(images=train.examples, labels=train.labels, num_classes=len(data.class_names),
-                       reference_images=data.examples[rows_by_id(data, reference.ids)],
-                       reference_labels=reference.labels, reference_z=reference.z,
-                       modes=point_modes(data), class_names=data.class_names)
+    train = dataset.subset("train")
+    inputs = RunInputs(images=train.examples, labels=train.labels, num_classes=len(dataset.class_names),
+                       reference_images=dataset.examples[rows_by_id(dataset, reference_batch.ids)],
+                       reference_labels=reference_batch.labels, reference_z=reference_batch.z,
+                       modes=point_modes(dataset), class_names=dataset.class_names)
     if trainer_launch.mode == "in_process":
         manifest = train_family_run(config, inputs, run_dir, device=torch_device.name, log=context.log.info)
         report = run_report(manifest)
