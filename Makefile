@@ -11,6 +11,9 @@ DEVICE_FLAG := $(if $(DEVICE),--device $(DEVICE))
 # from the environment, else training in the Dagster step's own process.
 NPROC ?=
 NPROC_FLAG := $(if $(NPROC),--nproc $(NPROC))
+# FRESH=1: retrain from scratch in a new run directory (then rescore and redraw), even when every stage is current.
+FRESH ?=
+FRESH_FLAG := $(if $(filter 1 true yes,$(FRESH)),--fresh)
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 
 THREE_GAMES := experiments/digits-dcgan.yaml experiments/digits-minimax.yaml experiments/digits-maximum-likelihood.yaml
@@ -35,8 +38,9 @@ $(DAGSTER_HOME)/dagster.yaml: pipelines/dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp pipelines/dagster.yaml $@
 
-run: install $(DAGSTER_HOME)/dagster.yaml  ## train, score and draw the default experiment (EXPERIMENT=, DEVICE=cuda, NPROC=N)
-	$(PY) -m pipelines.cli.run_experiment $(EXPERIMENT) $(DEVICE_FLAG) $(NPROC_FLAG)
+# EXPERIMENT is quoted: a path with spaces is one file.
+run: install $(DAGSTER_HOME)/dagster.yaml  ## train, score and draw an experiment (EXPERIMENT=, FRESH=1, DEVICE=cuda, NPROC=N)
+	$(PY) -m pipelines.cli.run_experiment "$(EXPERIMENT)" $(DEVICE_FLAG) $(NPROC_FLAG) $(FRESH_FLAG)
 
 # Mode-collapse benchmark on PacGAN's ring8 / grid25 (one JSON line per configuration): ONLY='ring8/*' for a subset.
 ONLY ?= *
@@ -45,7 +49,7 @@ bench-modes: install  ## PacGAN's ring8/grid25 mode-collapse suite (ONLY='ring8/
 
 # The experiment's HTML gallery: its path (and the page in a browser, where there is one).
 gallery: install  ## print (and open) the experiment's HTML gallery
-	$(PY) -m pipelines.cli.gallery $(EXPERIMENT) --open
+	$(PY) -m pipelines.cli.gallery "$(EXPERIMENT)" --open
 
 # The tutorial's three generator costs on digits, then the leaderboard that compares them.
 compare: install $(DAGSTER_HOME)/dagster.yaml  ## the tutorial's three generator costs on digits, then the leaderboard

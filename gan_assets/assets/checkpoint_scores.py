@@ -37,7 +37,7 @@ CHECKS = [
 def checkpoint_scores(context: dg.AssetExecutionContext, store: ExperimentStore, gan_checkpoints: RunManifest,
                       evaluator: Classifier, dataset: Examples, reference_batch: ReferenceBatch):
     """Scores the checkpoints its upstream manifest names, in the evaluator's features."""
-    config = load_config(context, store)
+    config = load_config(context, store, dataset)
     evaluation = config.evaluation
     scores = score_checkpoints(gan_checkpoints, classifier=evaluator, data=dataset, evaluation=evaluation,
                                reference=reference_batch, seed=config.seed)

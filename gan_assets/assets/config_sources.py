@@ -6,13 +6,21 @@ Assets depend only on the sections they read, so an edit makes exactly those ass
 `load_config` reads the snapshot Dagster observed, never whatever the file holds by then.
 """
 
+import hashlib
 import json
 import warnings
+from pathlib import Path
 
 import dagster as dg
 
 from gan_assets.assets.experiment_config import CONFIG_SECTIONS, config_key, experiments_partitions, read_snapshot
-from gan_assets.core.config import ConfigError, ExperimentConfig, load_experiment, section_hash
+from gan_assets.core.config import (
+    ConfigError,
+    ExperimentConfig,
+    parse_experiment_file,
+    read_experiment_bytes,
+    section_hash,
+)
 from gan_assets.core.storage import StoredFileError, write_bytes_atomic
 from gan_assets.resources.store import ExperimentStore
 
@@ -31,15 +39,35 @@ def snapshot_is_intact(path, version: str) -> bool:
 
 
 def parse_registered(store: ExperimentStore, registered: set[str], log) -> dict[str, ExperimentConfig]:
-    """Each registered experiment file on disk, read and validated once; a file that fails is logged and left
-    out, so one broken file never hides the others' changes."""
+    """Each registered experiment file on disk, read and validated; a file that fails (any way a file can) is
+    logged and left out, so one broken file never hides the others' changes."""
     configs = {}
     for key in sorted(registered & set(store.experiment_keys())):
         try:
-            configs[key] = load_experiment(store.experiment_file(key))
+            configs[key] = parse_unless_unchanged(store.experiment_file(key))
         except ConfigError as err:
-            log.error(f"not observing {key}: {err}")
+            log.warning(f"not observing {key}: {err}")
     return configs
+
+
+# The last parse of each file, by path, with the sha256 of the bytes it parsed: an observation op per section, the
+# sensor's ticks and every run read each file, but validate it again only when its bytes changed.
+_last_parse: dict[str, tuple[str, ExperimentConfig | ConfigError]] = {}
+
+
+def parse_unless_unchanged(path: Path) -> ExperimentConfig:
+    data = read_experiment_bytes(path)
+    digest = hashlib.sha256(data).hexdigest()
+    cached = _last_parse.get(str(path))
+    if cached is None or cached[0] != digest:
+        try:
+            cached = (digest, parse_experiment_file(data, str(path)))
+        except ConfigError as err:
+            cached = (digest, err)
+        _last_parse[str(path)] = cached
+    if isinstance(cached[1], ConfigError):
+        raise cached[1]
+    return cached[1]
 
 
 def section_versions(store: ExperimentStore, section: str, configs: dict[str, ExperimentConfig]) -> dict[str, str]:
@@ -53,20 +81,6 @@ def section_versions(store: ExperimentStore, section: str, configs: dict[str, Ex
             write_bytes_atomic(json.dumps(value, sort_keys=True).encode(), path)
         versions[key] = version
     return versions
-
-
-# The files parsed by the observation run in progress: the run observes every section (one op per source, in one
-# process: observe_config_job's in-process executor), and each op reads the same parse instead of its own.
-_parsed_in_run: dict[str, dict[str, ExperimentConfig]] = {}
-
-
-def parsed_for_run(run_id: str, store: ExperimentStore, registered: set[str], log) -> dict[str, ExperimentConfig]:
-    if run_id == "EPHEMERAL":  # a direct invocation (Dagster's id for it is shared by all): no run to cache for
-        return parse_registered(store, registered, log)
-    if run_id not in _parsed_in_run:
-        _parsed_in_run.clear()  # only the current observation's parse is kept
-        _parsed_in_run[run_id] = parse_registered(store, registered, log)
-    return _parsed_in_run[run_id]
 
 
 # A YAML badge in the lineage view tells config sources from stage assets at a glance (besides the
@@ -84,7 +98,7 @@ def _config_source(section: str) -> dg.SourceAsset:
     def observe(context) -> dg.DataVersionsByPartition:
         store = context.resources.store
         registered = set(context.instance.get_dynamic_partitions(experiments_partitions.name))
-        configs = parsed_for_run(context.run_id, store, registered, context.log)
+        configs = parse_registered(store, registered, context.log)
         return dg.DataVersionsByPartition(section_versions(store, section, configs))
 
     return observe

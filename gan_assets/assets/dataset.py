@@ -7,10 +7,16 @@ source never replaces the previous materialization), the IO manager writes the P
 import dagster as dg
 import pyarrow as pa
 
-from gan_assets.assets.experiment_config import config_deps, config_metadata, experiments_partitions, load_config
+from gan_assets.assets.experiment_config import (
+    check_against_data,
+    config_deps,
+    config_metadata,
+    experiments_partitions,
+    load_config,
+)
 from gan_assets.core.data.images import ImageSet, PointSet, to_table
 from gan_assets.core.data.preview import class_histogram_markdown, split_counts, thumbnail
-from gan_assets.core.data.sources import check_fits_training, load_dataset
+from gan_assets.core.data.sources import load_dataset
 from gan_assets.core.png import markdown_image
 from gan_assets.resources.store import ExperimentStore
 
@@ -21,7 +27,7 @@ def dataset(context: dg.AssetExecutionContext, store: ExperimentStore) -> dg.Out
     """Examples, labels and split of the experiment's dataset; its data version is the content hash."""
     config = load_config(context, store)
     data = load_dataset(config.dataset, seed=config.seed)
-    check_fits_training(data, config.for_checks())  # file sources: their size is only known now
+    check_against_data(config, data)  # what the config alone cannot tell, before anything is stored or trained
     content_hash = data.content_hash()
     return dg.Output(to_table(data), data_version=dg.DataVersion(content_hash),
                      metadata={**dataset_metadata(data, content_hash), **config_metadata(config)})

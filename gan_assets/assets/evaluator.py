@@ -19,7 +19,7 @@ MIN_ACCURACY = 0.95  # below this, class coverage and class KL measure the class
                                          description=f"held-out accuracy ≥ {MIN_ACCURACY:.0%}")])
 def evaluator(context: dg.AssetExecutionContext, store: ExperimentStore, dataset: Examples):
     """A small CNN (an MLP on 2-D points' modes) trained on the train split; held-out accuracy is checked."""
-    config = load_config(context, store)
+    config = load_config(context, store, dataset)
     train, held_out = dataset.subset("train"), dataset.subset("held_out")
     model = train_classifier(train.examples, train.labels, len(dataset.class_names), config.evaluator, config.seed)
     held_out_accuracy = accuracy(model, held_out.examples, held_out.labels)

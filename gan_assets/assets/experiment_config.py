@@ -18,6 +18,9 @@ import dagster as dg
 from dagster._core.errors import DagsterInvalidPropertyError
 
 from gan_assets.core.config import SECTIONS, ExperimentConfig, load_experiment, parse_experiment, section_hash
+from gan_assets.core.data.fits import check_experiment_fits
+from gan_assets.core.data.images import Examples
+from gan_assets.core.models.footprint import check_model_fits_memory
 from gan_assets.core.storage import StoredFileError, check_experiment_key, read_json
 from gan_assets.resources.store import ExperimentStore
 
@@ -89,13 +92,31 @@ class DeclaredConfig:
         return self._config
 
 
-def load_config(context: dg.AssetExecutionContext, store: ExperimentStore) -> DeclaredConfig:
-    """The effective config of the partition being materialized, as Dagster last observed it.
+def load_config(context: dg.AssetExecutionContext, store: ExperimentStore, data: Examples | None = None
+                ) -> DeclaredConfig:
+    """The effective config of the partition being materialized, as Dagster last observed it, checked against
+    `data` (the dataset this stage reads) when given.
 
     Every section comes from the content-addressed snapshot of its latest observation, so an edit
     saved after the observation (or mid-run) cannot leak into this materialization. Sections never
     observed (a direct invocation, a fresh instance) are read from the file, and the log says so.
     """
+    config = _load_declared(context, store)
+    if data is not None:
+        check_against_data(config, data)
+    return config
+
+
+def check_against_data(config: DeclaredConfig, data: Examples) -> None:
+    """Every setting against the data it will meet, before the stage's work. Each stage that reads the data checks
+    all of them: an edit reruns only the stages that read the edited section, and each must fail before its own
+    work (a gallery edit reruns only the gallery), naming the field and the limit."""
+    whole = config.for_checks()
+    check_experiment_fits(data, whole)
+    check_model_fits_memory(whole.model, data.shape, len(data.class_names))
+
+
+def _load_declared(context: dg.AssetExecutionContext, store: ExperimentStore) -> DeclaredConfig:
     key = check_experiment_key(context.partition_key)
     sections = declared_sections(context)
     asset = context.asset_key.to_user_string() if sections != CONFIG_SECTIONS else "<unbound context>"
@@ -148,5 +169,6 @@ def config_metadata(config: DeclaredConfig | ExperimentConfig) -> dict[str, Any]
     return {"config": dg.MetadataValue.json(config.record()), "compute_seconds": round(config.finished(), 3)}
 
 
-__all__ = ["CONFIG_SECTIONS", "DeclaredConfig", "config_deps", "config_key", "config_metadata", "experiments_partitions",
+__all__ = ["CONFIG_SECTIONS", "DeclaredConfig", "check_against_data",
+           "config_deps", "config_key", "config_metadata", "experiments_partitions",
            "load_config", "observed_version", "observed_versions"]

@@ -20,7 +20,7 @@ from gan_assets.core.gallery.plots import render_loss_curves_png
 from gan_assets.core.png import markdown_png
 from gan_assets.core.storage import experiment_path
 from gan_assets.core.training.likelihood import train_family_run
-from gan_assets.core.training.manifest import ModeCentres
+from gan_assets.core.training.manifest import RETRAIN_HINT, ModeCentres
 from gan_assets.core.training.report import RunReport, run_report
 from gan_assets.core.training.run import FAKE_LABEL_WARNING, RunInputs, run_key
 from gan_assets.resources.store import ExperimentStore
@@ -54,7 +54,7 @@ def gan_checkpoints(context: dg.AssetExecutionContext, config: TrainingRun, stor
     """Train (or resume) the run keyed by config + upstream data; the manifest lists its checkpoints.
     The device and the launch (in process, or torchrun ranks through Dagster Pipes: `trainer_launch`) come from
     the deployment, never from the run key: they do not change the run."""
-    run_options, config = config, load_config(context, store)
+    run_options, config = config, load_config(context, store, dataset)
     upstream = {"dataset": dataset.content_hash(), "reference_batch": reference_batch.content_hash()}
     key = run_key(config, upstream, CODE_VERSION)
     if run_options.fresh_run:  # a retry of this Dagster run still resumes its own fresh directory
@@ -81,7 +81,7 @@ def gan_checkpoints(context: dg.AssetExecutionContext, config: TrainingRun, stor
                 "input_versions": dg.MetadataValue.json(inputs)}
     finite, facts = report.checks["finite_weights"].passed, report.checks["finite_weights"].facts
     if not finite:  # never stored as the asset's value, so no later run can score it
-        raise dg.Failure(f"non-finite weights in {facts['first']} of {manifest.run_dir}; retrain with fresh_run",
+        raise dg.Failure(f"non-finite weights in {facts['first']} of {manifest.run_dir}; {RETRAIN_HINT}",
                          metadata=facts)
     yield dg.Output(manifest, data_version=dg.DataVersion(report.data_version), metadata=metadata)
     yield dg.AssetCheckResult(check_name="finite_weights", passed=finite, metadata=facts)

@@ -17,7 +17,7 @@ from gan_assets.resources.store import ExperimentStore
 def reference_batch(context: dg.AssetExecutionContext, store: ExperimentStore,
                     dataset: Examples) -> dg.Output[pa.Table]:
     """Chosen once with the experiment's seed and never replaced: D's and G's reference batches."""
-    config = load_config(context, store)
+    config = load_config(context, store, dataset)
     train = dataset.subset("train")
     batch = select_reference(train.ids, train.labels, config.reference_batch.size, config.model.z_dim, config.seed)
     examples = dataset.examples[rows_by_id(dataset, batch.ids)]

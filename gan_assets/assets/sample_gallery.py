@@ -31,7 +31,7 @@ whose path is the `gallery_html` metadata entry (and the `gallery_html` key of `
 def sample_gallery(context: dg.AssetExecutionContext, store: ExperimentStore, gan_checkpoints: RunManifest,
                    reference_batch: ReferenceBatch, checkpoint_scores: pd.DataFrame, evaluator: Classifier,
                    dataset: Examples) -> dg.Output[dict]:
-    config = load_config(context, store)
+    config = load_config(context, store, dataset)
     reference = reference_batch
     out_dir = gan_checkpoints.run_dir / "gallery"
     gallery = render_gallery(gan_checkpoints, reference=reference, grid_size=config.gallery.grid_size,

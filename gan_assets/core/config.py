@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import stat
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,6 +20,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_serializer,
     model_validator,
@@ -60,6 +62,11 @@ DatasetSource = Literal["digits", "mnist", "fashion_mnist", "cifar10", "image_fo
 # The error type of a key that moved out of the experiment (training.device): its message names the key.
 MOVED_SETTING = "moved_setting"
 
+# numpy and torch both take seeds in [0, 2**32) everywhere the experiment's seed (plus an offset) goes.
+MAX_SEED = 2**32 - 1
+# k of the k-NN manifolds of improved precision/recall (Kynkäänniemi et al.): every set it compares needs k+1 points.
+PRECISION_RECALL_K = 3
+
 # Images per class in sklearn's bundled digits is ~180; the whole set is 1,797 images.
 DIGITS_SIZE = 1797
 POINT_SOURCES = ("ring8", "grid25")  # 2-D mixtures: MLP networks, mode metrics, scatter galleries
@@ -69,9 +76,18 @@ LIKELIHOOD_FAMILIES = ("vae", "fvbn", "real_nvp")  # each has its own section un
 
 
 class Section(BaseModel):
-    """Strict base: an unknown key, NaN or ±inf is an error, and values are re-validated on assignment."""
+    """Strict base: an unknown key, NaN or ±inf, or yes/no for a number is an error, and values are re-validated
+    on assignment."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _numbers_are_not_yes_no(cls, value: Any, info: ValidationInfo) -> Any:
+        # pydantic reads `true` as 1: `checkpoint_every: true` (or YAML 1.1's `on`) would checkpoint every step.
+        if isinstance(value, bool) and cls.model_fields[info.field_name].annotation in (int, float):
+            raise ValueError(f"{value!r} is a yes/no value, not a number")
+        return value
 
 
 class DatasetConfig(Section):
@@ -240,7 +256,7 @@ class EvaluatorConfig(Section):
     """The classifier whose features every metric is measured in (no Inception download)."""
 
     epochs: int = Field(15, gt=0)
-    batch_size: int = Field(64, gt=0)
+    batch_size: int = Field(64, gt=1)  # batch norm needs two examples: batches of one would all be skipped
     lr: float = Field(1e-3, gt=0.0)
     feature_dim: int = Field(128, gt=1)  # penultimate layer width: the metric space
 
@@ -273,6 +289,9 @@ class EvaluationConfig(Section):
         unknown = [name for name in self.metrics if name not in METRIC_COLUMNS]
         if unknown:
             raise ValueError(f"evaluation.metrics has unknown {unknown}; known: {sorted(METRIC_COLUMNS)}")
+        if "precision_recall" in self.metrics and self.num_samples <= PRECISION_RECALL_K:
+            raise ValueError(f"evaluation.num_samples {self.num_samples} is too few for precision_recall, whose "
+                             f"k={PRECISION_RECALL_K} nearest neighbours need at least {PRECISION_RECALL_K + 1} samples")
         columns = [c for name in self.metrics for c in METRIC_COLUMNS[name]]
         columns += ["fd_inception"] if self.inception.weights else []
         if self.best_metric not in columns:
@@ -281,17 +300,20 @@ class EvaluationConfig(Section):
 
 
 class GalleryConfig(Section):
-    grid_size: int = Field(8, gt=0)  # the grid is grid_size × grid_size reference-z samples
-    per_class: int = Field(8, gt=0)  # samples in each class's row
-    interpolation_pairs: int = Field(4, ge=0)  # rows of latent interpolations (0: none)
-    interpolation_steps: int = Field(10, ge=2)  # images along each, both ends included
-    neighbour_samples: int = Field(8, ge=0)  # generated samples shown with their nearest training images (0: none)
-    neighbours: int = Field(3, gt=0)  # nearest training images beside each
-    batch_dependence_targets: int = Field(8, ge=0)  # z of the §4.3 demonstration (0: none)
+    """What the sample gallery draws. Each count has a ceiling: the gallery is pages a person reads, and a count
+    beyond it only costs memory and minutes (10^6 interpolation steps would not fit in memory)."""
+
+    grid_size: int = Field(8, gt=0, le=32)  # the grid is grid_size × grid_size reference-z samples
+    per_class: int = Field(8, gt=0, le=64)  # samples in each class's row
+    interpolation_pairs: int = Field(4, ge=0, le=64)  # rows of latent interpolations (0: none)
+    interpolation_steps: int = Field(10, ge=2, le=64)  # images along each, both ends included
+    neighbour_samples: int = Field(8, ge=0, le=256)  # generated samples shown with their nearest training images
+    neighbours: int = Field(3, gt=0, le=32)  # nearest training images beside each (at most the training images)
+    batch_dependence_targets: int = Field(8, ge=0, le=64)  # z of the §4.3 demonstration (0: none)
 
 
 class ExperimentConfig(Section):
-    seed: int = 0  # every random draw of the experiment derives from this
+    seed: int = Field(0, ge=0, le=MAX_SEED)  # every random draw of the experiment derives from this
     dataset: DatasetConfig = DatasetConfig()
     reference_batch: ReferenceBatchConfig = ReferenceBatchConfig()
     model: ModelConfig = ModelConfig()
@@ -366,7 +388,7 @@ def dataset_is_labelled(dataset: DatasetConfig) -> bool:
 def dataset_train_size(dataset: DatasetConfig) -> int | None:
     """Training examples a source yields when known before ingestion, so batch sizes are checked up
     front; None for file sources (and stacked_mnist), whose size only reading them tells: the
-    `dataset` asset checks those at ingestion (gan_assets.core.data.sources.check_fits_training)."""
+    `dataset` asset checks those at ingestion (gan_assets.core.data.fits)."""
     if dataset.source == "digits":
         return DIGITS_SIZE - round(DIGITS_SIZE * dataset.held_out_fraction)
     modes = {"ring8": 8, "grid25": 25}.get(dataset.source)  # mirrors sources/mixtures.py (a test ties them)
@@ -397,13 +419,43 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{field}: {error['msg']}"
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """YAML's safe loader (no tags that build objects), refusing a key given twice in one mapping:
-    plain YAML keeps the last silently, so `seed` written twice would train on a value nobody reads."""
+# Bounds on the experiment file itself. The shipped files are under 2 KiB and 4 levels deep; these stop a
+# hostile or mistaken file (a 50 MB dump, thousands of nested brackets, an alias "billion laughs") from costing
+# seconds or memory on every observation, sensor tick and run that reads it.
+MAX_FILE_BYTES = 256 << 10
+MAX_DEPTH = 32
+MAX_NODES = 20_000  # values after alias expansion
+
+
+class _ExperimentLoader(yaml.SafeLoader):
+    """YAML's safe loader (no tags that build objects), bounded in depth and alias expansion, whose keys are
+    plain names and never given twice in one mapping: plain YAML keeps the last silently, so `seed` written
+    twice would train on a value nobody reads."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:  # the composer recurses: refuse before Python's stack runs out
+                raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_DEPTH} levels",
+                                                  self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        _count_expanded(node, {}, set())
+        return super().construct_document(node)
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, yaml.Mark] = {}
         for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):  # `? [a, b]`: a key must name a field
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"a key must be a plain name, not a {key_node.id}", key_node.start_mark)
             key = self.construct_object(key_node, deep=True)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
@@ -412,32 +464,95 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def read_yaml(path: Path) -> Any:
-    """The YAML document in `path`; every way it can be unreadable is a ConfigError naming the file and line."""
+def _count_expanded(node: yaml.Node, counted: dict[int, int], open_nodes: set[int]) -> int:
+    """Values in `node` once every alias is expanded (what validating and hashing it will walk), refusing a
+    document over MAX_NODES or one that contains itself. Memoised per node, so an alias bomb costs its size in
+    YAML, not its expansion."""
+    if id(node) in counted:
+        return counted[id(node)]
+    if id(node) in open_nodes:
+        raise yaml.constructor.ConstructorError(None, None, "an alias refers to a value that contains it",
+                                                node.start_mark)
+    open_nodes.add(id(node))
+    children = [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else (
+        node.value if isinstance(node, yaml.SequenceNode) else [])
+    total = 1 + sum(_count_expanded(child, counted, open_nodes) for child in children)
+    open_nodes.discard(id(node))
+    if total > MAX_NODES:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"holds more than {MAX_NODES} values once its aliases are expanded", node.start_mark)
+    counted[id(node)] = total
+    return total
+
+
+def read_experiment_bytes(path: Path) -> bytes:
+    """The file's bytes, or a ConfigError saying what the path is instead: missing, not a regular file (a
+    folder, a FIFO), unreadable, or over MAX_FILE_BYTES (never read whole)."""
     try:
-        text = path.read_bytes().decode("utf-8")
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise ConfigError(f"experiment file {path} does not exist") from None
+    except OSError as err:
+        raise ConfigError(f"experiment file {path} cannot be read: {err.strerror or err}") from None
+    if not stat.S_ISREG(mode):
+        raise ConfigError(f"experiment file {path} is not a regular file ({file_kind(mode)})")
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as err:
+        raise ConfigError(f"experiment file {path} cannot be read: {err.strerror or err}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError(f"experiment file {path} is larger than {MAX_FILE_BYTES // 1024} KiB: an experiment is a "
+                          "few lines of settings")
+    return data
+
+
+def file_kind(mode: int) -> str:
+    """What a path that is not a regular file is, in words (for errors: "a FIFO", "a folder")."""
+    kinds = {stat.S_ISDIR: "a folder", stat.S_ISFIFO: "a FIFO", stat.S_ISSOCK: "a socket",
+             stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device"}
+    return next((name for test, name in kinds.items() if test(mode)), "not a plain file")
+
+
+def parse_yaml(data: bytes, origin: str) -> Any:
+    """The YAML document in `data`; every way it can be unreadable is a ConfigError naming `origin` and the line."""
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start}: {err.reason}); save it as UTF-8") from None
+        raise ConfigError(f"{origin}: not UTF-8 text (byte {err.start}: {err.reason}); save it as UTF-8") from None
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+        return yaml.load(text, Loader=_ExperimentLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = " ".join(p for p in (err.context, err.problem) if p)
         hint = " (YAML indents with spaces, never tabs)" if "\\t" in problem else ""
-        raise ConfigError(f"{path}:{where}: {problem}{hint}") from None
+        raise ConfigError(f"{origin}:{where}: {problem}{hint}") from None
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({err})") from None
+        raise ConfigError(f"{origin}: not valid YAML ({err})") from None
+
+
+def read_yaml(path: Path) -> Any:
+    return parse_yaml(read_experiment_bytes(path), str(path))
+
+
+def parse_experiment_file(data: bytes, origin: str) -> ExperimentConfig:
+    """An experiment from a file's bytes. Any failure (YAML, schema, or one nobody foresaw) is a ConfigError
+    naming `origin`: a caller skipping bad files must never be stopped by another exception type."""
+    try:
+        raw = parse_yaml(data, origin)
+        if raw is not None and not isinstance(raw, dict):
+            raise ConfigError(f"{origin}: the top level must be a mapping of sections, got {type(raw).__name__}")
+        return parse_experiment(raw, origin=origin)
+    except ConfigError:
+        raise
+    except Exception as err:  # noqa: BLE001 (the point: nothing escapes as another type, RecursionError included)
+        raise ConfigError(f"{origin}: cannot be read as an experiment ({type(err).__name__}: {err})") from None
 
 
 def load_experiment(path: str | Path) -> ExperimentConfig:
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"experiment file {path} does not exist")
-    raw = read_yaml(path)
-    if raw is not None and not isinstance(raw, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(raw).__name__}")
-    return parse_experiment(raw, origin=str(path))
+    return parse_experiment_file(read_experiment_bytes(path), str(path))
 
 
 def section_hash(section: BaseModel | int) -> str:

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +27,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from gan_assets.core.config import file_kind
 from gan_assets.core.runtime.faults import crash_point
 
 TEMP_SUFFIX = ".tmp"
@@ -99,27 +101,40 @@ def write_parquet_atomic(table: pa.Table, path: Path) -> Path:
     return path
 
 
-def read_json(path: Path) -> Any:
+def readable_file(path: Path) -> Path:
+    """`path`, if it is a regular file this process may read; else a StoredFileError saying what it is instead
+    (missing, a folder, a FIFO: never opened, as reading one would wait forever, unreadable)."""
     try:
-        return json.loads(Path(path).read_text())
+        mode = Path(path).stat().st_mode
     except FileNotFoundError:
         raise StoredFileError(f"{path} does not exist") from None
+    except OSError as err:
+        raise StoredFileError(f"{path} cannot be read: {err.strerror or err}") from None
+    if not stat.S_ISREG(mode):
+        raise StoredFileError(f"{path} is not a regular file ({file_kind(mode)}): delete it and rematerialize")
+    if not os.access(path, os.R_OK):
+        raise StoredFileError(f"{path} cannot be read: permission denied")
+    return Path(path)
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(readable_file(path).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise StoredFileError(f"{path} is not valid JSON ({err}): the file is corrupted") from None
+        raise StoredFileError(f"{path} is not valid JSON ({err}): the file is truncated or corrupted") from None
 
 
 def read_parquet(path: Path) -> pa.Table:
     try:
-        return pq.read_table(path)
-    except FileNotFoundError:
-        raise StoredFileError(f"{path} does not exist") from None
+        return pq.read_table(readable_file(path))
     except (pa.ArrowException, OSError) as err:
-        raise StoredFileError(f"{path} is not a readable Parquet file ({err}): the file is corrupted") from None
+        raise StoredFileError(f"{path} is not a readable Parquet file ({err}): the file is truncated or "
+                              "corrupted") from None
 
 
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with open(readable_file(path), "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -127,8 +142,10 @@ def file_sha256(path: Path) -> str:
 
 def verify_sha256(path: Path, expected: str | None, what_to_do: str) -> None:
     """Refuse a file whose bytes are not the ones recorded (`expected` None: nothing was recorded)."""
-    if not Path(path).is_file():
-        raise StoredFileError(f"{path} is missing; {what_to_do}")
+    try:
+        readable_file(path)
+    except StoredFileError as err:
+        raise StoredFileError(f"{err}; {what_to_do}") from None
     if expected is not None and (actual := file_sha256(path)) != expected:
         raise StoredFileError(f"{path} has sha256 {actual[:12]}…, not the {expected[:12]}… recorded when it was "
                               f"written: it was replaced or corrupted; {what_to_do}")
@@ -143,9 +160,7 @@ def save_weights(module: nn.Module, path: Path, metadata: dict[str, str] | None 
 
 def read_weights(path: Path) -> dict:
     try:
-        return load_file(str(path))
-    except FileNotFoundError:
-        raise StoredFileError(f"{path} does not exist") from None
+        return load_file(str(readable_file(path)))
     except (SafetensorError, OSError, ValueError) as err:
         raise StoredFileError(f"{path} is not a readable safetensors file ({err}): the file is corrupted") from None
 

@@ -7,12 +7,14 @@
 
 
 import hashlib
+from pathlib import Path
 
 import dagster as dg
 from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
 from gan_assets.assets.config_sources import parse_registered, section_versions
 from gan_assets.assets.experiment_config import CONFIG_SECTIONS, config_key, experiments_partitions
+from gan_assets.core.config import ConfigError, read_experiment_bytes
 from gan_assets.resources.store import ExperimentStore
 
 
@@ -49,8 +51,21 @@ def files_fingerprint(store: ExperimentStore, keys: list[str]) -> str:
     """
     digest = hashlib.sha256()
     for key in keys:
-        digest.update(key.encode() + b"\0" + store.experiment_file(key).read_bytes() + b"\0")
+        digest.update(key.encode() + b"\0" + file_signature(store.experiment_file(key)) + b"\0")
     return digest.hexdigest()
+
+
+def file_signature(path: Path) -> bytes:
+    """The file's bytes; for one that cannot be an experiment (too large, a FIFO, unreadable: never read whole,
+    never opened) the reason it is refused, with its size and mtime, so fixing it is still seen."""
+    try:
+        return read_experiment_bytes(path)
+    except ConfigError as err:
+        try:
+            info = path.stat()
+        except OSError:
+            return str(err).encode()
+        return f"{err}\0{info.st_size}\0{info.st_mtime_ns}".encode()
 
 
 def section_observations(store: ExperimentStore, keys: list[str], log) -> list[dg.AssetObservation]:

@@ -25,6 +25,7 @@ from gan_assets.core.runtime.device import DEVICE_SETTING, resolve_device
 from gan_assets.core.storage import ExperimentKeyError, check_experiment_key
 from gan_assets.resources.torch_device import device_from_env
 from pipelines.automation.recovery import recover_dead_runs
+from pipelines.cli.console import UserInputError
 from pipelines.cli.run_experiment import run_one
 
 FAMILY_EXPERIMENTS = ("experiments/digits-dcgan.yaml", "experiments/digits-vae.yaml", "experiments/digits-fvbn.yaml",
@@ -72,8 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     defs = build_definitions(STORAGE_ROOT, args.experiments[0].resolve().parent)
     with dg.DagsterInstance.get() as instance:
         recover_dead_runs(instance, log=lambda message: print(message, file=sys.stderr))
-        for path in [] if args.no_run else args.experiments:
-            print(json.dumps(run_one(defs, instance, path.stem)), file=sys.stderr, flush=True)
+        try:
+            for path in [] if args.no_run else args.experiments:
+                print(json.dumps(run_one(defs, instance, path.stem, STORAGE_ROOT)), file=sys.stderr, flush=True)
+        except UserInputError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
         result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
             instance=instance, asset_selection=[dg.AssetKey("leaderboard")])
     table = result.output_for_node("leaderboard").set_index("experiment")

@@ -1,7 +1,9 @@
 """`python -m pipelines.cli.run_experiment experiments/<name>.yaml …`: the whole graph per experiment.
 
-Registers the file as a partition, observes its config sections, materializes every asset into the
-persistent instance (so the run shows up in `make ui`), and prints one JSON line that sums it up.
+Registers the file as a partition, observes its config sections, materializes the assets that are missing or
+stale into the persistent instance (so the run shows up in `make ui`; an experiment whose assets are all current
+is reported, not rewritten; `--fresh` retrains from scratch), and prints one JSON line that sums it up. A failure
+the input caused (a bad value, data that does not fit it) is one `error:` line and exit status 2.
 Before any work it checks every file (config, its name as a partition key) and the device (`GAN_DEVICE`,
 or `--device`, which sets it for this run: the device is the machine's, not the experiment's), and
 recovers runs of this instance whose process died, so a killed earlier run never blocks this one.
@@ -19,6 +21,9 @@ import warnings
 from pathlib import Path
 
 import dagster as dg
+from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView, TemporalContext
+from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+from dagster._time import get_current_datetime
 
 from gan_assets.assets.experiment_config import experiments_partitions
 from gan_assets.core.config import ConfigError, load_experiment
@@ -27,6 +32,7 @@ from gan_assets.core.storage import ExperimentKeyError, check_experiment_key
 from gan_assets.resources.torch_device import device_from_env
 from gan_assets.resources.trainer_launch import NPROC_SETTING, launch_from_env
 from pipelines.automation.recovery import HOST_TAG, recover_dead_runs
+from pipelines.cli.console import UserInputError, cli_console, failure_of
 
 STAGES = ("dataset", "reference_batch", "evaluator", "gan_checkpoints", "checkpoint_scores", "sample_gallery")
 
@@ -36,52 +42,95 @@ def register(instance: dg.DagsterInstance, key: str) -> None:
         instance.add_dynamic_partitions(experiments_partitions.name, [key])
 
 
-def summary(result: dg.ExecuteInProcessResult, key: str, wall_seconds: float) -> dict:
-    """The JSON line: best checkpoint, its scores beside the real floor, where the files are, and the wall
-    time of the whole run beside the compute the assets measured themselves (the rest is orchestration)."""
-    scores = _metadata(result, "checkpoint_scores")
+def summary(instance: dg.DagsterInstance, key: str, materialized: list[str], wall_seconds: float) -> dict:
+    """The JSON line: best checkpoint, its scores beside the real floor, where the files are, the stages this run
+    materialized (none when all were current), and its wall time beside the compute those stages measured
+    themselves (the rest is orchestration)."""
+    meta = {asset: latest_metadata(instance, asset, key) for asset in STAGES}
+    scores = meta["checkpoint_scores"]
     columns = [k.removeprefix("best_") for k in scores if k.startswith("best_") and k not in ("best_checkpoint", "best_step")]
-    gallery = result.output_for_node("sample_gallery")
     return {
         "experiment": key,
         "best_checkpoint": scores["best_checkpoint"],
-        "evaluator_accuracy": _metadata(result, "evaluator")["held_out_accuracy"],
+        "evaluator_accuracy": meta["evaluator"]["held_out_accuracy"],
         "scores": {c: scores[f"best_{c}"] for c in columns},
         "real_floor": {c: scores.get(f"real_floor_{c}") for c in columns},  # bits_per_dim: real data has none
-        "gallery": gallery["best"],
-        "gallery_html": gallery["html"],
+        "gallery": meta["sample_gallery"]["best_grid"],
+        "gallery_html": meta["sample_gallery"]["gallery_html"],
         "scores_table": scores["path"],
+        "materialized": materialized,
         "wall_seconds": round(wall_seconds, 2),
-        "compute_seconds": round(sum(_metadata(result, asset).get("compute_seconds", 0.0) for asset in STAGES), 2),
+        "compute_seconds": round(sum(meta[asset].get("compute_seconds", 0.0) for asset in materialized), 2),
     }
 
 
-def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
-    [event] = result.asset_materializations_for_node(asset)
-    return {k: v.value for k, v in event.metadata.items()}
+def latest_metadata(instance: dg.DagsterInstance, asset: str, key: str | None) -> dict:
+    """The metadata of the asset's latest materialization (of partition `key`; None: an unpartitioned asset)."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[key] if key else None), limit=1).records
+    return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
+
+
+def stages_to_run(defs: dg.Definitions, instance: dg.DagsterInstance, key: str, storage_root: Path,
+                  fresh: bool) -> list[str]:
+    """The stages that are missing or stale (Dagster's own staleness, what the UI shows) or whose stored file is not
+    under `storage_root` any more, in graph order; with `fresh`, training and everything after it too. Empty when
+    every stage is current: nothing is rewritten."""
+    graph = defs.resolve_asset_graph()
+    view = AssetGraphView(temporal_context=TemporalContext(effective_dt=get_current_datetime(), last_event_id=None),
+                          instance=instance, asset_graph=graph)
+    resolver = CachingStaleStatusResolver(instance, graph, view)
+    forced = set(STAGES[STAGES.index("gan_checkpoints"):]) if fresh else set()
+    return [stage for stage in STAGES if stage in forced or not is_current(resolver, instance, stage, key, storage_root)]
+
+
+def is_current(resolver: CachingStaleStatusResolver, instance: dg.DagsterInstance, stage: str, key: str,
+               storage_root: Path) -> bool:
+    if resolver.get_status(dg.AssetKey(stage), key) != StaleStatus.FRESH:
+        return False
+    stored = Path(latest_metadata(instance, stage, key).get("path", ""))  # the IO manager's file of that value
+    return stored.is_file() and stored.resolve().is_relative_to(storage_root.resolve())
 
 
 def console(verbose: bool) -> dict:
-    """Run config for Dagster's console logger: INFO (our stage and progress lines) unless --verbose asks
-    for Dagster's DEBUG events (one line per step input, output and check)."""
+    """Run config for the console logger: INFO (our stage and progress lines) unless --verbose asks for
+    Dagster's DEBUG events (one line per step input, output and check)."""
     return {"loggers": {"console": {"config": {"log_level": "DEBUG" if verbose else "INFO"}}}}
 
 
-def run_one(defs: dg.Definitions, instance: dg.DagsterInstance, key: str, verbose: bool = False) -> dict:
+def job(defs: dg.Definitions, name: str) -> dg.JobDefinition:
+    """The job with the console logger of this command: a user error is one line, not a traceback."""
+    return defs.resolve_job_def(name).with_logger_defs({"console": cli_console})
+
+
+def run_one(defs: dg.Definitions, instance: dg.DagsterInstance, key: str, storage_root: Path, verbose: bool = False,
+            fresh: bool = False) -> dict:
+    """Observe, then materialize the stages of `key` that are not current; raises UserInputError when the
+    experiment's input fails a stage (the message names the stage and the problem)."""
     started = time.perf_counter()
     register(instance, key)
     # observe the config sections first: the assets read the snapshots this records
-    defs.resolve_job_def("observe_config").execute_in_process(instance=instance, run_config=console(verbose))
-    result = defs.resolve_job_def("experiment").execute_in_process(partition_key=key, instance=instance,
-                                                                   run_config=console(verbose),
-                                                                   tags={HOST_TAG: socket.gethostname()})
-    return summary(result, key, time.perf_counter() - started)
+    job(defs, "observe_config").execute_in_process(instance=instance, run_config=console(verbose))
+    todo = stages_to_run(defs, instance, key, Path(storage_root), fresh)
+    if todo:
+        run_config = console(verbose) | ({"ops": {"gan_checkpoints": {"config": {"fresh_run": True}}}} if fresh else {})
+        result = job(defs, "experiment").execute_in_process(
+            partition_key=key, instance=instance, run_config=run_config, asset_selection=[dg.AssetKey(s) for s in todo],
+            tags={HOST_TAG: socket.gethostname()}, raise_on_error=False)
+        if not result.success:
+            problem = failure_of(result)
+            if problem is None:  # not the input's fault: show where it broke
+                raise RuntimeError(f"{key}: the experiment run failed (see the traceback above)")
+            raise UserInputError(f"{key}: {problem}")
+    else:
+        print(f"{key}: every stage is current (nothing to materialize; FRESH=1 retrains)", file=sys.stderr)
+    return summary(instance, key, todo, time.perf_counter() - started)
 
 
 def leaderboard(defs: dg.Definitions, instance: dg.DagsterInstance) -> str:
-    job = defs.resolve_implicit_global_asset_job_def()
-    result = job.execute_in_process(instance=instance, asset_selection=[dg.AssetKey("leaderboard")])
-    return _metadata(result, "leaderboard")["leaderboard"]
+    defs.resolve_implicit_global_asset_job_def().execute_in_process(instance=instance,
+                                                                   asset_selection=[dg.AssetKey("leaderboard")])
+    return latest_metadata(instance, "leaderboard", None)["leaderboard"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("experiments", type=Path, nargs="+", help="experiment YAML files, all in one folder")
     parser.add_argument("--leaderboard", action="store_true", help="then materialize the leaderboard")
     parser.add_argument("--verbose", action="store_true", help="show Dagster's DEBUG events too")
+    parser.add_argument("--fresh", action="store_true",
+                        help="retrain from scratch in a new run directory (and rescore), even if current")
     parser.add_argument("--device", help=f"torch device for this run: auto, cpu, cuda, cuda:N (sets {DEVICE_SETTING}; "
                                          f"default: {DEVICE_SETTING}, else auto)")
     parser.add_argument("--nproc", type=int, help=f"train with this many torchrun ranks through Dagster Pipes (sets "
@@ -118,8 +169,12 @@ def main(argv: list[str] | None = None) -> int:
     defs = build_definitions(STORAGE_ROOT, args.experiments[0].resolve().parent)
     with dg.DagsterInstance.get() as instance:
         recover_dead_runs(instance, log=lambda message: print(message, file=sys.stderr))
-        for path in args.experiments:
-            print(json.dumps(run_one(defs, instance, path.stem, args.verbose)), flush=True)
+        try:
+            for path in args.experiments:
+                print(json.dumps(run_one(defs, instance, path.stem, STORAGE_ROOT, args.verbose, args.fresh)), flush=True)
+        except UserInputError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
         if args.leaderboard:
             print(leaderboard(defs, instance))
     return 0

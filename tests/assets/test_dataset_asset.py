@@ -14,7 +14,8 @@ from gan_assets.resources.store import ExperimentStore
 from tests.core.data.sources.test_idx import write_mnist
 from tests.core.data.sources.test_image_folder import write_classes
 
-SMALL = {"training": {"batch_size": 4}, "reference_batch": {"size": 4}, "gallery": {"grid_size": 2}}
+SMALL = {"training": {"batch_size": 4}, "reference_batch": {"size": 4}, "gallery": {"grid_size": 2},
+         "evaluation": {"metrics": ["fd"]}}  # FD needs two held-out images, precision/recall four
 
 
 @pytest.fixture
@@ -78,14 +79,15 @@ def test_bad_inputs_fail_and_keep_the_previous_materialization(world):
 def test_mnist_files_twice_give_one_data_version(world):
     root, _ = world
     write_mnist(root / "raw", splits=("test",))
-    section = {"source": "mnist", "root": str(root / "raw"), "splits": ["test"], "image_size": 28}
+    section = {"source": "mnist", "root": str(root / "raw"), "splits": ["test"], "image_size": 28,
+               "held_out_fraction": 0.5}
     first, second = materialize(world, section), materialize(world, section)
     assert first.success and second.success
     versions = [r.get_asset_materialization_events()[0].materialization.tags["dagster/data_version"]
                 for r in (first, second)]
     assert versions[0] == versions[1] == metadata(first)["sha256"]
     assert metadata(first)["rows_train"] + metadata(first)["rows_held_out"] == 20
-    assert "| 9 | 2 | 0 |" in metadata(first)["class_histogram"]  # 2 per class: 20 % rounds to none held out
+    assert "| 9 | 1 | 1 |" in metadata(first)["class_histogram"]  # 2 per class, half held out
 
 
 def test_points_are_stored_as_coordinates_with_a_scatter(world):

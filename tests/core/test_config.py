@@ -1,5 +1,6 @@
 """Bad experiment files fail before any work, with an error naming the field."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,28 @@ def test_non_finite_numbers_are_refused(tmp_path: Path, value):
     path.write_text(f"training:\n  lr_g: {value}\n")
     with pytest.raises(ConfigError, match="training.lr_g: Input should be a finite number"):
         load_experiment(path)
+
+
+LATE_FAILURES = [  # values that once passed the config and failed after minutes of work → what the error names
+    ({"seed": -1}, "seed: Input should be greater than or equal to 0"),
+    ({"seed": 2**64}, "seed: Input should be less than or equal to 4294967295"),
+    ({"training": {"checkpoint_every": True}}, "training.checkpoint_every: Value error, True is a yes/no value"),
+    ({"training": {"lr_g": False}}, "training.lr_g: Value error, False is a yes/no value"),
+    ({"evaluator": {"batch_size": 1}}, "evaluator.batch_size: Input should be greater than 1"),
+    ({"evaluation": {"num_samples": 2}}, "num_samples 2 is too few for precision_recall, whose k=3 nearest"),
+    ({"gallery": {"interpolation_steps": 10**6}}, "gallery.interpolation_steps: Input should be less than or equal"),
+    ({"gallery": {"neighbours": 10**6}}, "gallery.neighbours: Input should be less than or equal to 32"),
+]
+
+
+@pytest.mark.parametrize("raw, message", LATE_FAILURES)
+def test_values_that_would_fail_late_are_refused_up_front(raw, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_experiment(raw)
+
+
+def test_limits_leave_ordinary_values_alone():
+    config = parse_experiment({"seed": 2**32 - 1, "training": {"checkpoint_every": 1}, "evaluator": {"batch_size": 2},
+                               "evaluation": {"num_samples": 2, "metrics": ["fd"]}, "gallery": {"neighbours": 32}})
+    assert (config.seed, config.training.checkpoint_every, config.evaluation.num_samples) == (2**32 - 1, 1, 2)
+    assert parse_experiment({"evaluation": {"num_samples": 4}}).evaluation.num_samples == 4

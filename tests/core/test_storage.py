@@ -42,6 +42,28 @@ def test_a_corrupted_file_is_named(tmp_path: Path, reader, content, message):
     assert str(path) in str(caught.value)
 
 
+READERS = [read_json, read_parquet, lambda p: load_weights(nn.Linear(2, 2), p), read_training_state]
+
+
+@pytest.mark.parametrize("reader", READERS)
+def test_what_is_not_a_stored_file_is_named_and_a_fifo_never_opened(tmp_path: Path, reader):
+    os.mkfifo(tmp_path / "fifo")  # opening it would wait for a writer forever
+    with pytest.raises(StoredFileError, match=r"fifo is not a regular file \(a FIFO\)"):
+        reader(tmp_path / "fifo")
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(StoredFileError, match=r"folder is not a regular file \(a folder\)"):
+        reader(tmp_path / "folder")
+    with pytest.raises(StoredFileError, match="missing does not exist"):
+        reader(tmp_path / "missing")
+
+
+def test_a_truncated_file_is_named_truncated(tmp_path: Path):
+    write_json_atomic({"checkpoints": [1, 2, 3]}, tmp_path / "whole.json")
+    (tmp_path / "cut.json").write_bytes((tmp_path / "whole.json").read_bytes()[:-3])
+    with pytest.raises(StoredFileError, match="cut.json is not valid JSON .*: the file is truncated or corrupted"):
+        read_json(tmp_path / "cut.json")
+
+
 def test_a_planted_pickle_is_refused_and_never_runs(tmp_path: Path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "step_000010.state.pt"

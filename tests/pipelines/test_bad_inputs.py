@@ -45,10 +45,10 @@ def test_one_broken_file_never_hides_the_others_edits(tmp_path):
     (tmp_path / "good.yaml").write_text("seed: 4\n")
     (tmp_path / "broken.yaml").write_text("training:\n\tsteps: 3\n")
     store = ExperimentStore(experiments_dir=str(tmp_path), storage_root=str(tmp_path / "store"))
-    errors = []
-    log = type("Log", (), {"error": lambda self, message: errors.append(message)})()
+    warnings = []
+    log = type("Log", (), {"warning": lambda self, message: warnings.append(message)})()
     versions = section_versions(store, "seed", parse_registered(store, {"good", "broken"}, log))
-    assert list(versions) == ["good"] and len(errors) == 1 and "broken.yaml" in errors[0]
+    assert list(versions) == ["good"] and len(warnings) == 1 and "broken.yaml" in warnings[0]
 
 
 @pytest.mark.parametrize("key", ["..", ".", "...", "a/b", "../x", ".hidden", "", "a\\b", "x" * 200])

@@ -15,7 +15,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from gan_assets.core.storage import StoredFileError, atomic_path, file_sha256, load_weights, save_weights
+from gan_assets.core.storage import StoredFileError, atomic_path, file_sha256, load_weights, readable_file, save_weights
 from gan_assets.core.training.manifest import RETRAIN_HINT, CheckpointEntry, RunManifest
 
 
@@ -70,7 +70,7 @@ def restore_rng(rng: torch.Generator, saved: torch.Tensor, saved_device: str, st
 def read_training_state(path: Path) -> dict:
     """The optimiser/RNG file, read with `weights_only=True`: a planted pickle is refused, never run."""
     try:
-        return torch.load(path, weights_only=True, map_location="cpu")
+        return torch.load(readable_file(path), weights_only=True, map_location="cpu")
     except pickle.UnpicklingError:
         raise StoredFileError(f"{path} holds objects other than tensors and plain values (a pickle that could run "
                               f"code): refused; {RETRAIN_HINT}") from None

@@ -28,7 +28,8 @@ MANIFEST_FILE = "manifest.json"
 HISTORY_FILE = "history.parquet"
 FORMAT = 2  # 1: the untyped dict of the first releases (generator hash only)
 PLAYER_FILES = ("generator", "discriminator", "state")
-RETRAIN_HINT = "retrain with `fresh_run: true` (launchpad config of gan_checkpoints) to rebuild this run"
+RETRAIN_HINT = ("retrain from scratch to rebuild this run: `make run EXPERIMENT=<file> FRESH=1`, or in the UI the "
+                "launchpad config `fresh_run: true` of gan_checkpoints")
 
 
 class ManifestError(StoredFileError):

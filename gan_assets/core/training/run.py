@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from gan_assets.core.training.distributed import DataParallel
 
 # §4.2: with a fake target β > 0 the optimal D peaks where p_model has spurious modes.
+LONG_RUN_SECONDS = 7 * 86400  # an ETA beyond a week is said as a warning once: likely a typo in training.steps
 FAKE_LABEL_WARNING = ("training.fake_label = {beta} > 0 smooths the fake side: D* = ((1-α)p_data + β p_model) / "
                       "(p_data + p_model) then rewards G for staying where p_model already is, reinforcing "
                       "spurious modes (tutorial §4.2). Use one-sided smoothing (fake_label 0) unless you mean it.")
@@ -121,12 +122,18 @@ def train_run(config: ExperimentConfig, inputs: RunInputs, run_dir: Path, *, dev
         write_parquet_atomic(_history_table(history), run_dir / manifest.history)
         manifest.write()  # last: whatever it lists is complete
 
-    started, first_step = time.perf_counter(), state.step
+    started, first_step, warned = time.perf_counter(), state.step, False
 
     def on_progress(step: int, stats: dict[str, float]) -> None:
+        nonlocal warned
         history.append(stats)
+        done, left, seconds = step - first_step, config.training.steps - step, time.perf_counter() - started
         log(f"step {step}/{config.training.steps} " + " ".join(f"{k} {v:.4f}" for k, v in stats.items() if k != "step")
-            + progress_rate(step - first_step, config.training.steps - step, time.perf_counter() - started))
+            + progress_rate(done, left, seconds))
+        if not warned and done > 0 and left * seconds / done > LONG_RUN_SECONDS:
+            warned = True  # a judgement, not an error: said once, with the measured ETA, and training goes on
+            log(f"warning: training.steps {config.training.steps} at the measured {done / seconds:.1f} steps/s "
+                f"ends in {duration(left * seconds / done)}; lower training.steps if that was not meant")
 
     callbacks = TrainingCallbacks(progress=on_progress, checkpoint=on_checkpoint)
     if parallel is not None:
@@ -146,8 +153,19 @@ def progress_rate(done: int, left: int, seconds: float) -> str:
     if done <= 0 or seconds <= 0:
         return ""
     rate = done / seconds
-    eta = round(left / rate)
-    return f", {rate:.1f} steps/s, ETA {eta // 60}m{eta % 60:02d}s"
+    return f", {rate:.1f} steps/s, ETA {duration(left / rate)}"
+
+
+def duration(seconds: float) -> str:
+    """`2m58s`, `5h07m`, `3d04h`, `1,902y`: an ETA readable at any size."""
+    whole = round(seconds)
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    if whole < 86400:
+        return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+    if whole < 365 * 86400:
+        return f"{whole // 86400}d{whole % 86400 // 3600:02d}h"
+    return f"{whole // (365 * 86400):,}y"
 
 
 def _new_manifest(config: ExperimentConfig, inputs: RunInputs, device: torch.device, run_dir: Path) -> RunManifest:

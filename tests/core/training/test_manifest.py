@@ -115,7 +115,7 @@ def test_an_unreadable_manifest_says_how_to_retrain(tmp_path, text, message):
     (tmp_path / MANIFEST_FILE).write_text(text)
     with pytest.raises(ManifestError, match=message) as caught:
         RunManifest.read(tmp_path)
-    assert "fresh_run" in str(caught.value) and str(tmp_path) in str(caught.value)
+    assert "FRESH=1" in str(caught.value) and "fresh_run" in str(caught.value) and str(tmp_path) in str(caught.value)
 
 
 @pytest.mark.parametrize("path", ["../../x.safetensors", "/etc/passwd", ""])

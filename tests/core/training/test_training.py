@@ -190,6 +190,21 @@ def test_progress_lines_give_the_rate_and_the_time_left():
 
     assert progress_rate(100, 4900, 4.0) == ", 25.0 steps/s, ETA 3m16s"
     assert progress_rate(0, 5000, 0.0) == ""  # nothing timed yet
+    assert progress_rate(100, 10**12, 4.0) == ", 25.0 steps/s, ETA 1,268y"  # 10^12 steps: said in years
+    assert progress_rate(100, 4_900_000, 4.0) == ", 25.0 steps/s, ETA 2d06h"
+
+
+def test_a_step_count_that_implies_a_long_run_is_warned_once_with_its_eta(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr("gan_assets.core.training.run.LONG_RUN_SECONDS", 0.0)  # every run is "long" here
+    data, labels = fake_digits(), np.arange(64) % 4
+    z = torch.randn(8, 8, generator=torch.Generator().manual_seed(1)).numpy()
+    inputs = RunInputs(images=data, labels=labels, num_classes=4, reference_images=data[:8],
+                       reference_labels=labels[:8], reference_z=z)
+    lines = []
+    train_run(tiny_config(), inputs, tmp_path, log=lines.append)
+    warnings = [line for line in lines if line.startswith("warning: training.steps")]
+    assert len(warnings) == 1 and "steps/s ends in" in warnings[0]  # training went on to its end
+    assert RunManifest.read(tmp_path).latest.step == tiny_config().training.steps
 
 
 def test_a_checkpoint_from_another_kind_of_device_resumes_with_a_stream_from_seed_and_step():

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from gan_assets.core.config import DatasetConfig, ExperimentConfig
+from gan_assets.core.config import DatasetConfig
 from gan_assets.core.data.images import ImageSet, PointSet
 
 from .common import SPLIT_SEED, DatasetError, match_channels, resize_uint8, stratified_split
@@ -22,7 +22,7 @@ from .mixtures import load_mixture, mixture_modes, modes_of
 from .stacked_mnist import load_stacked_mnist
 from .torchvision_sets import load_torchvision
 
-__all__ = ["SPLIT_SEED", "DatasetError", "check_fits_training", "load_dataset", "match_channels",
+__all__ = ["SPLIT_SEED", "DatasetError", "load_dataset", "match_channels",
            "mixture_modes", "modes_of", "resize_uint8", "stratified_split"]
 
 # source → loader(config, seed); only the synthetic sources use the seed.
@@ -41,16 +41,3 @@ LOADERS: dict[str, Callable[[DatasetConfig, int], ImageSet | PointSet]] = {
 def load_dataset(config: DatasetConfig, seed: int = 0) -> ImageSet | PointSet:
     """The configured source; `seed` (the experiment's) draws the synthetic sources, never a split."""
     return LOADERS[config.source](config, seed)
-
-
-def check_fits_training(data: ImageSet | PointSet, config: ExperimentConfig) -> None:
-    """The batch-size check the config could not make up front (file sources: size unknown until read)."""
-    train = int((data.split == "train").sum())
-    where = f"dataset.source {data.source!r}" + (f" at {config.dataset.root}" if data.source not in
-                                                  ("digits", "ring8", "grid25") else "")
-    if config.training.batch_size > train:
-        raise DatasetError(f"training.batch_size {config.training.batch_size} is larger than the {train} "
-                           f"training examples of {where}: lower it or add data")
-    if config.reference_batch.size > train:
-        raise DatasetError(f"reference_batch.size {config.reference_batch.size} exceeds the {train} "
-                           f"training examples of {where}")

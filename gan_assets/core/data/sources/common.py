@@ -7,6 +7,7 @@ chunk, instead of the whole raw dataset plus the resized copy.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -85,3 +86,35 @@ def require_dir(root: Path, what: str, fix: str) -> Path:
         shown = str(root) if root.is_absolute() else f"{root} ({root.resolve()})"
         raise DatasetError(f"{what}: dataset.root {shown} {kind}; {fix}")
     return root
+
+
+# Folders no dataset is read from as a whole: walking one reads the system, devices or every user's files.
+# Their sub-folders (/tmp/x, /home/me/pictures, /mnt/usb) stay allowed.
+SYSTEM_DIRS = ("/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32", "/opt", "/proc",
+               "/root", "/run", "/sbin", "/snap", "/srv", "/sys", "/tmp", "/usr", "/var",
+               "/Applications", "/Library", "/System", "/Users", "/Volumes", "/private")  # the last: macOS
+
+
+def refuse_system_root(root: Path, what: str) -> Path:
+    """`root` resolved through its symlinks, refused when it is the filesystem root, a top-level system
+    folder (`SYSTEM_DIRS`) or the home folder itself, which no dataset is read from as a whole."""
+    real = Path(os.path.realpath(root))
+    why = None
+    if real == Path(real.anchor):
+        why = "the filesystem root"
+    elif real in {Path(os.path.realpath(d)) for d in SYSTEM_DIRS}:
+        why = "a system folder"
+    elif real == _home():
+        why = "your home folder itself"
+    if why:
+        shown = str(root) if str(root) == str(real) else f"{root} (resolves to {real})"
+        raise DatasetError(f"{what}: dataset.root {shown} is {why}: reading all of it would walk files that are not "
+                           "your dataset; point it at the folder that holds only your images")
+    return real
+
+
+def _home() -> Path | None:
+    try:
+        return Path(os.path.realpath(Path.home()))
+    except (RuntimeError, KeyError, OSError):  # no HOME and no passwd entry
+        return None

@@ -18,6 +18,7 @@ import torch
 
 from gan_assets.core.config import DatasetConfig
 from gan_assets.core.data.images import PointSet
+from gan_assets.core.runtime.memory import check_fits_memory
 
 from .common import SPLIT_SEED, stratified_split
 
@@ -39,6 +40,10 @@ def grid_centers(side: int = 5, spacing: float = 2.0) -> torch.Tensor:
     return torch.cartesian_prod(axis, axis)
 
 
+# Bytes per point while drawing and splitting: float32 x/y, float64 noise, int64 label and id, the split's strings.
+POINT_BYTES = 80
+
+
 def mixture_modes(source: str) -> tuple[torch.Tensor, float]:
     """(M, 2) float64 mode centers and the mode std of a mixture source: the metrics' MetricContext inputs."""
     centers = ring_centers(8, radius=1.0) if source == "ring8" else grid_centers(5, spacing=2.0)
@@ -51,6 +56,7 @@ def modes_of(data: PointSet) -> tuple[torch.Tensor, float]:
 
 
 def load_mixture(config: DatasetConfig, seed: int) -> PointSet:
+    check_fits_memory(config.num_samples * POINT_BYTES, f"dataset.num_samples {config.num_samples}")
     centers, std = mixture_modes(config.source)
     rng = np.random.default_rng(seed)
     labels = rng.permutation(np.arange(config.num_samples) % len(centers))

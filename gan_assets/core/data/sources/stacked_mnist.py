@@ -12,6 +12,7 @@ import numpy as np
 
 from gan_assets.core.config import DatasetConfig
 from gan_assets.core.data.images import ImageSet
+from gan_assets.core.runtime.memory import check_fits_memory
 
 from .common import CHUNK, SPLIT_SEED, fill, stratified_split
 from .torchvision_sets import SPECS, locate, read_idx_pairs
@@ -21,6 +22,9 @@ PLACE_VALUES = np.array([100, 10, 1])  # R, G, B digit → mode label
 
 
 def load_stacked_mnist(config: DatasetConfig, seed: int) -> ImageSet:
+    # the uint8 images, three int64 picks, the label, the id and the split's strings per example
+    per_example = 3 * config.image_size**2 + 5 * 8 + 32
+    check_fits_memory(config.num_samples * per_example, f"dataset.num_samples {config.num_samples}")
     spec = SPECS["mnist"]
     digits, digit_labels = read_idx_pairs(locate(config.model_copy(update={"source": "mnist"}), spec), MNIST_SIDE, 1)
     picks = np.random.default_rng(seed).integers(0, len(digits), size=(config.num_samples, 3))

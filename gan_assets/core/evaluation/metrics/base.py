@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
+from gan_assets.core.config import PRECISION_RECALL_K
+
 
 @dataclass(frozen=True, eq=False)  # eq=False: tensors have no truth value, so no __eq__
 class Evidence:
@@ -49,7 +51,7 @@ class MetricContext:
     seed: int = 0  # seeds KID's subset sampling: metrics are deterministic for a fixed seed
     kid_subsets: int = 100  # number of random subsets KID averages over (torch-fidelity's default)
     kid_subset_size: int = 1000  # subset size, clipped to the smaller of the two sets
-    pr_k: int = 3  # k of the k-NN manifolds of improved precision/recall (Kynkäänniemi et al.)
+    pr_k: int = PRECISION_RECALL_K  # k of the k-NN manifolds of improved precision/recall (Kynkäänniemi et al.)
     coverage_threshold: float = 0.02  # a class is covered when >= 2% of samples are predicted as it
     mode_centers: torch.Tensor | None = None  # (M, 2) centers of a 2-D mixture
     mode_std: float | None = None  # per-coordinate std of each (isotropic) mixture component

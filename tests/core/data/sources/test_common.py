@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from gan_assets.core.config import ConfigError, DatasetConfig, dataset_train_size, parse_experiment
+from gan_assets.core.data.fits import check_experiment_fits
 from gan_assets.core.data.images import to_table
 from gan_assets.core.data.preview import class_histogram_markdown, thumbnail
-from gan_assets.core.data.sources import DatasetError, check_fits_training, load_dataset
+from gan_assets.core.data.sources import DatasetError, load_dataset
 from tests.core.data.sources.test_idx import idx_bytes
 from tests.core.data.sources.test_image_folder import write_classes
 
@@ -36,12 +37,13 @@ def test_file_sources_defer_the_batch_check_to_ingestion(tmp_path):
         assert dataset_train_size(DatasetConfig(source=source, channels=3)) is None
     config = parse_experiment({"dataset": {"source": "image_folder", "root": str(tmp_path), "image_size": 8},
                                "training": {"batch_size": 16}, "reference_batch": {"size": 4},
-                               "gallery": {"grid_size": 2}})  # accepted: the folder's size is unknown yet
+                               "gallery": {"grid_size": 2}, "evaluation": {"metrics": ["fd"]}})
+    # accepted: the folder's size is unknown yet
     data = load_dataset(config.dataset, seed=config.seed)
     with pytest.raises(DatasetError, match=rf"training.batch_size 16 .* 8 training examples .* at {tmp_path}"):
-        check_fits_training(data, config)
+        check_experiment_fits(data, config)
     config.training.batch_size = 8
-    check_fits_training(data, config)
+    check_experiment_fits(data, config)
     with pytest.raises(ConfigError, match="training.batch_size"):  # known sizes still fail up front
         parse_experiment({"dataset": {"source": "ring8", "num_samples": 100}, "training": {"batch_size": 100}})
 
