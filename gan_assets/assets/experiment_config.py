@@ -20,6 +20,7 @@ from dagster._core.errors import DagsterInvalidPropertyError
 from gan_assets.core.config import SECTIONS, ExperimentConfig, load_experiment, parse_experiment, section_hash
 from gan_assets.core.data.fits import check_experiment_fits
 from gan_assets.core.data.images import Examples
+from gan_assets.core.evaluation.classifier import check_classifier_fits_memory
 from gan_assets.core.models.footprint import check_model_fits_memory
 from gan_assets.core.storage import StoredFileError, check_experiment_key, read_json
 from gan_assets.resources.store import ExperimentStore
@@ -114,6 +115,7 @@ def check_against_data(config: DeclaredConfig, data: Examples) -> None:
     whole = config.for_checks()
     check_experiment_fits(data, whole)
     check_model_fits_memory(whole.model, data.shape, len(data.class_names))
+    check_classifier_fits_memory(data.shape, len(data.class_names), whole.evaluator)
 
 
 def _load_declared(context: dg.AssetExecutionContext, store: ExperimentStore) -> DeclaredConfig:

@@ -13,7 +13,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gan_assets.core.config import EvaluatorConfig
+from gan_assets.core.models.footprint import BYTES_PER_PARAMETER
 from gan_assets.core.models.gan.networks import model_input
+from gan_assets.core.runtime.memory import check_fits_memory
 from gan_assets.core.runtime.threads import adapt_to_load
 
 POINT_HIDDEN = 64  # the point trunk's first layer: mode classification of ring8/grid25 is easy
@@ -69,6 +71,15 @@ def classifier_for(examples: np.ndarray, num_classes: int, feature_dim: int) -> 
         return Classifier(examples.shape[1], 0, num_classes, feature_dim, kind="points")
     _, channels, size, _ = examples.shape
     return Classifier(channels, size, num_classes, feature_dim)
+
+
+def check_classifier_fits_memory(shape: tuple[int, ...], num_classes: int, config: EvaluatorConfig) -> None:
+    """Refuse an `evaluator.feature_dim` whose network (built on the meta device: no storage) exceeds memory."""
+    with torch.device("meta"):
+        model = classifier_for(np.empty((0, *shape), dtype=np.uint8), num_classes, config.feature_dim)
+    count = sum(p.numel() for p in model.parameters())
+    check_fits_memory(count * BYTES_PER_PARAMETER, f"evaluator.feature_dim {config.feature_dim} ({count:,} "
+                                                   "parameters)")
 
 
 def train_classifier(images: np.ndarray, labels: np.ndarray, num_classes: int, config: EvaluatorConfig,
