@@ -21,6 +21,7 @@ from gan_assets.core.config import SECTIONS, ExperimentConfig, load_experiment, 
 from gan_assets.core.data.fits import check_experiment_fits
 from gan_assets.core.data.images import Examples
 from gan_assets.core.evaluation.classifier import check_classifier_fits_memory
+from gan_assets.core.evaluation.metrics.inception import check_inception_file
 from gan_assets.core.models.footprint import check_model_fits_memory
 from gan_assets.core.storage import StoredFileError, check_experiment_key, read_json
 from gan_assets.resources.store import ExperimentStore
@@ -116,6 +117,8 @@ def check_against_data(config: DeclaredConfig, data: Examples) -> None:
     check_experiment_fits(data, whole)
     check_model_fits_memory(whole.model, data.shape, len(data.class_names))
     check_classifier_fits_memory(data.shape, len(data.class_names), whole.evaluator)
+    if whole.evaluation.inception.weights is not None:
+        check_inception_file(whole.evaluation.inception.weights)
 
 
 def _load_declared(context: dg.AssetExecutionContext, store: ExperimentStore) -> DeclaredConfig:

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gan_assets.core.config import ConfigError
 from gan_assets.core.storage import file_sha256
 
 from .distances import frechet_distance_from_stats, gaussian_stats
@@ -51,12 +52,18 @@ def _to_inception_input(images: Tensor) -> Tensor:
     return (x - mean) / std
 
 
-def load_inception(weights: str | Path, expected_sha256: str) -> InceptionExtractor:
-    """The extractor from a local file whose sha256 must equal `expected_sha256`."""
+def check_inception_file(weights: str | Path) -> Path:
+    """The configured weights path, if it is a file; checked before training too, so a typo fails at once."""
     path = Path(weights)
     if not path.is_file():
-        raise FileNotFoundError(f"evaluation.inception.weights: no file at {path} (Inception weights are never "
-                                "downloaded; put torchvision's inception_v3 state dict there)")
+        raise ConfigError(f"evaluation.inception.weights: no file at {path} (Inception weights are never "
+                          "downloaded; put torchvision's inception_v3 state dict there)")
+    return path
+
+
+def load_inception(weights: str | Path, expected_sha256: str) -> InceptionExtractor:
+    """The extractor from a local file whose sha256 must equal `expected_sha256`."""
+    path = check_inception_file(weights)
     actual = file_sha256(path)
     if actual != expected_sha256.lower():
         raise ValueError(f"evaluation.inception.sha256: {path} has sha256 {actual}, expected {expected_sha256}")

@@ -7,6 +7,7 @@ import torch
 from safetensors.torch import save_file
 from torchvision.models import inception_v3
 
+from gan_assets.core.config import ConfigError
 from gan_assets.core.evaluation.metrics.inception import inception_fd, load_inception
 from gan_assets.core.storage import file_sha256 as sha256_of
 
@@ -26,8 +27,8 @@ def test_wrong_hash_is_refused_before_loading(tmp_path):
     fake.write_bytes(b"not weights")
     with pytest.raises(ValueError, match="evaluation.inception.sha256.*expected 00"):
         load_inception(fake, "00" * 32)
-    with pytest.raises(FileNotFoundError, match="never downloaded"):
-        load_inception(tmp_path / "missing.pt", "00" * 32)
+    with pytest.raises(ConfigError, match="evaluation.inception.weights: no file at .*missing.pt .*never downloaded"):
+        load_inception(tmp_path / "missing.pt", "00" * 32)  # a ConfigError: make run names it in one line
 
 
 def test_extractor_features_and_fd(weights):
