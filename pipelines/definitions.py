@@ -21,13 +21,13 @@ from gan_assets.assets.leaderboard import leaderboard
 from gan_assets.assets.reference_batch import reference_batch
 from gan_assets.assets.sample_gallery import sample_gallery
 from gan_assets.assets.tutorial import cost_response_curves, divergence_fits
-from gan_assets.resources.io_manager import ExperimentIOManager
-from gan_assets.resources.store import ExperimentStore
+from gan_assets.resources.io_manager import io_manager_at
+from gan_assets.resources.store import store_at
 from gan_assets.resources.torch_device import TorchDevice, device_from_env
 from gan_assets.resources.trainer_launch import TrainerLaunch, launch_from_env
 from pipelines.automation.policy import automated, automation_sensor, train_new_experiments_by_default
-from pipelines.automation.recovery import dead_run_sensor
-from pipelines.automation.schedules import force_retrain_schedule, forced_experiments, weekly_retrain
+from pipelines.automation.recovery import dead_run_sensor, no_retry_on_user_error
+from pipelines.automation.schedules import force_retrain_schedule, forced_experiments_from_env, weekly_retrain_schedule
 from pipelines.automation.sensors import config_change_sensor, experiment_files_sensor
 
 # Content-hash data versions on outputs are the point of this project; Dagster marks them beta.
@@ -51,19 +51,22 @@ def build_definitions(storage_root: str | Path, experiments_dir: str | Path,
     """`train_new_experiments` (default: `GAN_TRAIN_NEW_EXPERIMENTS`, off): whether automation trains a new
     experiment file by itself, or waits for a click (see pipelines/automation/policy.py). `device` (default:
     `GAN_DEVICE`, auto): the `torch_device` resource training runs on, a setting of this deployment. `trainer`
-    (default: `GAN_TRAIN_NPROC`, in process): how training is launched (gan_assets/resources/trainer_launch.py)."""
-    store = ExperimentStore(experiments_dir=str(experiments_dir), storage_root=str(storage_root))
+    (default: `GAN_TRAIN_NPROC`, in process): how training is launched (gan_assets/resources/trainer_launch.py).
+
+    The storage root and the experiments folder are bound with no config fields (`store_at`, `io_manager_at`):
+    a run's config cannot move where a run reads or writes. Every asset carries the `no_retry_on_user_error`
+    hook: a run that failed on a bad key, file or dataset is not retried (pipelines/automation/recovery.py)."""
     torch_device = TorchDevice(name=device or device_from_env())
     if train_new_experiments is None:
         train_new_experiments = train_new_experiments_by_default()
+    assets = [*automated([*GAN_ASSETS, leaderboard], train_new_experiments), cost_response_curves, divergence_fits]
     return dg.Definitions(
-        assets=[*config_sources, *automated([*GAN_ASSETS, leaderboard], train_new_experiments), cost_response_curves,
-                divergence_fits],
+        assets=[*config_sources, *(asset.with_hooks({no_retry_on_user_error}) for asset in assets)],
         jobs=[experiment_job, observe_config_job],
         sensors=[experiment_files_sensor, config_change_sensor, automation_sensor, dead_run_sensor],
-        schedules=[weekly_retrain, force_retrain_schedule(forced_experiments)],
-        resources={"store": store, "torch_device": torch_device, "trainer_launch": trainer or launch_from_env(),
-                   "io_manager": ExperimentIOManager(root=str(storage_root))},
+        schedules=[weekly_retrain_schedule(train_new_experiments), force_retrain_schedule(forced_experiments_from_env())],
+        resources={"store": store_at(experiments_dir, storage_root), "torch_device": torch_device,
+                   "trainer_launch": trainer or launch_from_env(), "io_manager": io_manager_at(storage_root)},
     )
 
 

@@ -6,6 +6,10 @@ DataFrame, the dataset's `Examples` or a `ReferenceBatch`), a `RunManifest` → 
 root (a moved or copied data directory keeps working), other dicts → JSON, the evaluator →
 safetensors. Writes go through `core.storage` (temp file, fsync, rename), so a failed write leaves the
 previous value readable; a stored file that cannot be read fails naming the file.
+
+The root is a setting of the deployment, not of a run: `io_manager_at(root)` is what `build_definitions`
+binds, an IO manager definition with an empty config schema, so a launchpad config naming a `root` is
+refused by Dagster's config validation before the run starts (it could otherwise write anywhere).
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ RUN_DIR_KEY = "run_dir"  # in a stored manifest: the run directory, relative to 
 
 
 class ExperimentIOManager(dg.ConfigurableIOManager):
+    """Bound as a deployment setting through `io_manager_at`; constructing it directly is for tests."""
+
     root: str = "data"
 
     def _base(self, context: dg.OutputContext | dg.InputContext) -> Path:
@@ -126,6 +132,15 @@ class ExperimentIOManager(dg.ConfigurableIOManager):
             if base.with_suffix(f".{ext}").exists():
                 return base.with_suffix(f".{ext}")
         raise FileNotFoundError(f"nothing stored at {base}.* — materialize the upstream asset first")
+
+
+def io_manager_at(root: str | Path) -> dg.IOManagerDefinition:
+    """The `io_manager` of a deployment whose storage root is `root`. Dagster offers no way to hide a
+    ConfigurableIOManager's field from run config, so this definition has no fields at all (`{}`, not None,
+    which would accept and ignore any config): `resources: io_manager: config: root: ...` fails validation."""
+    manager = ExperimentIOManager(root=str(root))
+    return dg.IOManagerDefinition(lambda _: manager, config_schema={},
+                                  description=f"Stores every asset value under {root} (set by the deployment).")
 
 
 def _load_classifier(path: Path) -> Classifier:

@@ -73,7 +73,7 @@ def automated(assets: list[dg.AssetsDefinition], train_new_experiments: bool = F
 
 
 # Runs in `dagster dev` without anyone switching it on; failed runs are retried by the instance's
-# run_retries (pipelines/dagster.yaml).
+# run_retries (pipelines/dagster.yaml), except those that failed on their input (recovery.py).
 automation_sensor = dg.AutomationConditionSensorDefinition(
     "automation", target=dg.AssetSelection.all(), default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30, run_tags={"dagster/max_retries": "2"},

@@ -1,4 +1,4 @@
-"""Recovering the claims of runs whose process is gone.
+"""Recovering runs whose process is gone, and retrying only the failures a retry can fix.
 
 A run worker killed with SIGKILL (or by the OOM killer, or a power cut) never records its end: the run
 stays STARTED and keeps its `gpu` pool slot, so every later training waits forever. Dagster's run
@@ -9,6 +9,15 @@ and its pool slots are freed. `make run` does this before it launches; in `dagst
 `dead_run_sensor` does it every minute, and `run_retries` then retries the failed run, which resumes from
 its last checkpoint. This assumes runs execute on this host (the default launcher, `make run`); a
 cluster's launcher (dagster-k8s) has worker health checks of its own, and run monitoring covers it.
+
+Retries are for crashes, not for mistakes: a run that failed because its input is wrong (a partition key
+that cannot name a folder, a bad experiment file, data that does not fit it, a setting beyond this machine's
+memory, a stored file that is not what was written) fails the same way minutes later.
+`no_retry_on_user_error` (a failure hook on every asset) tags such a run so that Dagster's run-retry
+daemon skips it. Any other failure is still retried: a dead worker (marked failed here), a step process
+killed under the multiprocess executor (a RUN_EXCEPTION), a step that raised anything else (a killed
+torchrun rank or pod, a missing upstream file). The tag is copied to a manual re-execution of such a run
+(Dagster copies run tags), where it stops retries of step exceptions only.
 """
 
 from __future__ import annotations
@@ -19,9 +28,18 @@ from pathlib import Path
 
 import dagster as dg
 from dagster._core.events import DagsterEventType
+from dagster._core.storage.tags import RETRY_ON_ASSET_OR_OP_FAILURE_TAG
+
+from gan_assets.core.config import ConfigError
+from gan_assets.core.data.sources import DatasetError
+from gan_assets.core.runtime.memory import MemoryLimitError
+from gan_assets.core.storage import ExperimentKeyError, StoredFileError
 
 IN_PROGRESS = [dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 HOST_TAG = "gan/host"  # the host a run's worker ran on, where we set it (make run)
+# Failures that name a wrong input and its fix (the ones `make run` prints in one line, pipelines/cli/console.py):
+# retrying cannot help. A missing upstream file (FileNotFoundError) or anything else is not among them.
+USER_ERRORS = (ExperimentKeyError, ConfigError, DatasetError, MemoryLimitError, StoredFileError)
 
 
 def process_start_time(pid: int) -> float | None:
@@ -81,3 +99,29 @@ def recover_dead_runs(instance: dg.DagsterInstance, log=print) -> list[str]:
 def dead_run_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
     recovered = recover_dead_runs(context.instance, log=context.log.warning)
     return dg.SkipReason(f"recovered {recovered}" if recovered else "no dead runs")
+
+
+def user_error(exception: BaseException | None) -> BaseException | None:
+    """The user error (USER_ERRORS) `exception` is, or was raised from (`raise ... from`), else None."""
+    while exception is not None:
+        if isinstance(exception, USER_ERRORS):
+            return exception
+        exception = exception.__cause__
+    return None
+
+
+@dg.failure_hook(name="no_retry_on_user_error")
+def no_retry_on_user_error(context: dg.HookContext) -> None:
+    """Tag the run `dagster/retry_on_asset_or_op_failure: false` when a step failed on a user error.
+
+    Dagster decides whether to retry a run when its failure is recorded, after the steps (and their hooks)
+    ended (`auto_reexecution_should_retry_run` in dagster/_core/execution/retries.py: a run failed with reason
+    STEP_FAILURE and this tag false is not retried; other reasons ignore the tag). Raising
+    `dg.Failure(allow_retries=False)` would not do: it governs op retry policies only, not run retries.
+    """
+    error = user_error(context.op_exception)
+    if error is None or context.instance is None:
+        return
+    context.instance.add_run_tags(context.run_id, {RETRY_ON_ASSET_OR_OP_FAILURE_TAG: "false"})
+    context.log.warning(f"not retrying this run: {type(error).__name__} is an input error, a retry would fail "
+                        f"the same way ({error})")

@@ -10,15 +10,8 @@ import dagster as dg
 from dagster._utils.error import SerializableErrorInfo
 from dagster._utils.log import create_console_logger
 
-from gan_assets.core.config import ConfigError
-from gan_assets.core.data.sources import DatasetError
-from gan_assets.core.runtime.memory import MemoryLimitError
-from gan_assets.core.storage import ExperimentKeyError, StoredFileError
+from pipelines.automation.recovery import USER_ERRORS
 
-# Errors whose message says what to fix; everything else is a bug, or the machine's.
-USER_ERRORS = (ConfigError, DatasetError, MemoryLimitError, ExperimentKeyError, StoredFileError)
-USER_ERROR_NAMES = {cls.__name__ for cls in USER_ERRORS} | {sub.__name__ for cls in USER_ERRORS
-                                                            for sub in cls.__subclasses__()}
 FAILURES = (dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE)
 
 
@@ -26,11 +19,22 @@ class UserInputError(Exception):
     """A run failed on the user's input; the message is the one line to print."""
 
 
+def user_error_names() -> set[str]:
+    """The input errors (their messages say what to fix) and all their subclasses, by class name (what a failed
+    step records); walked when asked, so subclasses of modules imported since are included."""
+    names, todo = set(), list(USER_ERRORS)
+    while todo:
+        cls = todo.pop()
+        names.add(cls.__name__)
+        todo.extend(cls.__subclasses__())
+    return names
+
+
 def user_error(error: SerializableErrorInfo | None) -> str | None:
     """The message of the user error behind `error` (Dagster wraps it as the cause), or None."""
     seen = 0
     while error is not None and seen < 10:
-        if error.cls_name in USER_ERROR_NAMES:  # its message reads "<module>.<class>: <text>"
+        if error.cls_name in user_error_names():  # its message reads "<module>.<class>: <text>"
             return error.message.strip().split(f"{error.cls_name}: ", 1)[-1]
         error, seen = error.cause or error.context, seen + 1
     return None
