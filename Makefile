@@ -13,7 +13,7 @@ NPROC ?=
 NPROC_FLAG := $(if $(NPROC),--nproc $(NPROC))
 # FRESH=1: retrain from scratch in a new run directory (then rescore and redraw), even when every stage is current.
 FRESH ?=
-FRESH_FLAG := $(if $(filter 1 true yes,$(FRESH)),--fresh)
+FRESH_FLAG := $(if $(filter 1 true yes on TRUE YES ON True Yes On,$(FRESH)),--fresh)
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 
 THREE_GAMES := experiments/digits-dcgan.yaml experiments/digits-minimax.yaml experiments/digits-maximum-likelihood.yaml

@@ -40,22 +40,29 @@ def snapshot_is_intact(path, version: str) -> bool:
 
 def parse_registered(store: ExperimentStore, registered: set[str], log) -> dict[str, ExperimentConfig]:
     """Each registered experiment file on disk, read and validated; a file that fails (any way a file can) is
-    logged and left out, so one broken file never hides the others' changes."""
+    left out with a warning, so one broken file never hides the others' changes."""
     configs = {}
     for key in sorted(registered & set(store.experiment_keys())):
+        path = str(store.experiment_file(key))
         try:
-            configs[key] = parse_unless_unchanged(store.experiment_file(key))
+            configs[key] = parse_unless_unchanged(Path(path))
+            _reported.pop(path, None)
         except ConfigError as err:
-            log.warning(f"not observing {key}: {err}")
+            if _reported.get(path) != str(err):  # once per new problem, not by each of the 8 section observers
+                log.warning(f"not observing {key}: {err}")
+                _reported[path] = str(err)
     return configs
 
 
-# The last parse of each file, by path, with the sha256 of the bytes it parsed: an observation op per section, the
-# sensor's ticks and every run read each file, but validate it again only when its bytes changed.
-_last_parse: dict[str, tuple[str, ExperimentConfig | ConfigError]] = {}
+# The last parse of each file, by path: the sha256 of the bytes parsed and the config, or the error's message.
+# An observation op per section, the sensor's ticks and every run read each file, but validate it again only when
+# its bytes changed. `_reported`: the problem last logged for each path.
+_last_parse: dict[str, tuple[str, ExperimentConfig | str]] = {}
+_reported: dict[str, str] = {}
 
 
 def parse_unless_unchanged(path: Path) -> ExperimentConfig:
+    """The file's config (a copy: callers never share one object), or a fresh ConfigError."""
     data = read_experiment_bytes(path)
     digest = hashlib.sha256(data).hexdigest()
     cached = _last_parse.get(str(path))
@@ -63,11 +70,11 @@ def parse_unless_unchanged(path: Path) -> ExperimentConfig:
         try:
             cached = (digest, parse_experiment_file(data, str(path)))
         except ConfigError as err:
-            cached = (digest, err)
+            cached = (digest, str(err))
         _last_parse[str(path)] = cached
-    if isinstance(cached[1], ConfigError):
-        raise cached[1]
-    return cached[1]
+    if isinstance(cached[1], str):
+        raise ConfigError(cached[1])
+    return cached[1].model_copy(deep=True)
 
 
 def section_versions(store: ExperimentStore, section: str, configs: dict[str, ExperimentConfig]) -> dict[str, str]:

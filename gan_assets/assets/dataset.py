@@ -16,9 +16,12 @@ from gan_assets.assets.experiment_config import (
 )
 from gan_assets.core.data.images import ImageSet, PointSet, to_table
 from gan_assets.core.data.preview import class_histogram_markdown, split_counts, thumbnail
-from gan_assets.core.data.sources import load_dataset
+from gan_assets.core.data.sources import load_dataset, source_fingerprint
 from gan_assets.core.png import markdown_image
 from gan_assets.resources.store import ExperimentStore
+
+# Paths, sizes and mtimes of the files read: `make run` re-ingests when they changed though the config did not.
+SOURCE_FINGERPRINT = "source_fingerprint"
 
 
 @dg.asset(partitions_def=experiments_partitions, deps=config_deps("dataset", "seed"),
@@ -26,11 +29,13 @@ from gan_assets.resources.store import ExperimentStore
 def dataset(context: dg.AssetExecutionContext, store: ExperimentStore) -> dg.Output[pa.Table]:
     """Examples, labels and split of the experiment's dataset; its data version is the content hash."""
     config = load_config(context, store)
+    fingerprint = source_fingerprint(config.dataset)  # before reading: a file changed meanwhile is read next time
     data = load_dataset(config.dataset, seed=config.seed)
     check_against_data(config, data)  # what the config alone cannot tell, before anything is stored or trained
     content_hash = data.content_hash()
     return dg.Output(to_table(data), data_version=dg.DataVersion(content_hash),
-                     metadata={**dataset_metadata(data, content_hash), **config_metadata(config)})
+                     metadata={**dataset_metadata(data, content_hash), SOURCE_FINGERPRINT: fingerprint,
+                               **config_metadata(config)})
 
 
 def dataset_metadata(data: ImageSet | PointSet, content_hash: str) -> dict:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 import stat
 from pathlib import Path
 from typing import Any, Literal
@@ -64,6 +66,11 @@ MOVED_SETTING = "moved_setting"
 
 # numpy and torch both take seeds in [0, 2**32) everywhere the experiment's seed (plus an offset) goes.
 MAX_SEED = 2**32 - 1
+# Ceilings on network sizes, far above the tutorial's (widths 32-1024, a few layers): a value beyond them is a typo
+# that would spend minutes building networks (or overflow torch's size arithmetic) before any memory check.
+MAX_WIDTH = 16_384
+MAX_LAYERS = 64
+MAX_CHECKPOINTS = 1000  # each is written to disk and scored: more is hours of scoring and gigabytes
 # k of the k-NN manifolds of improved precision/recall (Kynkäänniemi et al.): every set it compares needs k+1 points.
 PRECISION_RECALL_K = 3
 
@@ -73,6 +80,17 @@ POINT_SOURCES = ("ring8", "grid25")  # 2-D mixtures: MLP networks, mode metrics,
 # The generative model (tutorial §2's taxonomy): the GAN, or one of the maximum-likelihood families beside it.
 ModelFamily = Literal["gan", "vae", "fvbn", "real_nvp"]
 LIKELIHOOD_FAMILIES = ("vae", "fvbn", "real_nvp")  # each has its own section under `model`
+
+
+def check_path_text(text: str) -> str:
+    """A path the operating system can take: no NUL byte, encodable in the filesystem's encoding."""
+    if "\0" in text:
+        raise ValueError("a path cannot contain a NUL byte")
+    try:
+        os.fsencode(text)
+    except UnicodeEncodeError as err:
+        raise ValueError(f"a path cannot hold {text[err.start:err.end]!r}: not encodable as a file name") from None
+    return text
 
 
 class Section(BaseModel):
@@ -87,6 +105,8 @@ class Section(BaseModel):
         # pydantic reads `true` as 1: `checkpoint_every: true` (or YAML 1.1's `on`) would checkpoint every step.
         if isinstance(value, bool) and cls.model_fields[info.field_name].annotation in (int, float):
             raise ValueError(f"{value!r} is a yes/no value, not a number")
+        if isinstance(value, (set, frozenset)):  # YAML's !!set: its order, and so the section's hash, varies by run
+            raise ValueError("a set has no order: write a list")
         return value
 
 
@@ -104,6 +124,11 @@ class DatasetConfig(Section):
     labels: bool = True  # image_folder: one sub-folder per class; false = one unlabelled class
     skip_bad_files: bool = False  # image_folder: false = fail naming unreadable files, true = skip them
     num_samples: int = Field(25_600, gt=1)  # ring8, grid25, stacked_mnist: examples drawn with the seed
+
+    @field_validator("root")
+    @classmethod
+    def _a_path(cls, root: str) -> str:
+        return check_path_text(root)
 
     @field_validator("image_size")
     @classmethod
@@ -145,25 +170,25 @@ class ReferenceBatchConfig(Section):
 class VaeConfig(Section):
     """A convolutional VAE (Kingma & Welling 2014): Gaussian encoder, discretised-logistic decoder over 8-bit pixels."""
 
-    latent_dim: int = Field(16, gt=0)  # size of the Gaussian code
-    width: int = Field(32, gt=0)  # channels of the encoder's first conv (doubling inward); the decoder mirrors it
+    latent_dim: int = Field(16, gt=0, le=MAX_WIDTH)  # size of the Gaussian code
+    width: int = Field(32, gt=0, le=MAX_WIDTH)  # channels of the encoder's first conv (doubling inward); the decoder mirrors it
     lr: float = Field(1e-3, gt=0.0)  # Adam, betas (0.9, 0.999): the usual values for likelihood models
 
 
 class FvbnConfig(Section):
     """A PixelCNN (van den Oord et al. 2016): masked convolutions with gated units, a 256-way softmax per pixel."""
 
-    width: int = Field(16, gt=0)  # channels of every hidden masked conv
-    layers: int = Field(3, ge=1)  # gated residual 3×3 mask-B layers after the 5×5 mask-A input layer
+    width: int = Field(16, gt=0, le=MAX_WIDTH)  # channels of every hidden masked conv
+    layers: int = Field(3, ge=1, le=MAX_LAYERS)  # gated residual 3×3 mask-B layers after the 5×5 mask-A input layer
     lr: float = Field(1e-3, gt=0.0)
 
 
 class RealNvpConfig(Section):
     """Real NVP (Dinh et al. 2017): affine couplings with checkerboard, then (after a squeeze) channel masks."""
 
-    width: int = Field(32, gt=0)  # channels of each coupling's convolutional network
-    blocks: int = Field(1, ge=0)  # residual blocks in each coupling's network
-    couplings: int = Field(3, ge=1)  # per mask kind: checkerboard couplings, squeeze, as many channel couplings
+    width: int = Field(32, gt=0, le=MAX_WIDTH)  # channels of each coupling's convolutional network
+    blocks: int = Field(1, ge=0, le=MAX_LAYERS)  # residual blocks in each coupling's network
+    couplings: int = Field(3, ge=1, le=MAX_LAYERS)  # per mask kind: checkerboard couplings, squeeze, as many channel couplings
     lr: float = Field(1e-3, gt=0.0)
 
 
@@ -177,17 +202,17 @@ GAN_TRAINING_FIELDS = ("generator_loss", "label_smoothing", "fake_label", "d_ste
 class ModelConfig(Section):
     # gan: the DCGAN below (every field but the family sections); vae / fvbn / real_nvp: the section of that name.
     family: ModelFamily = "gan"
-    z_dim: int = Field(100, gt=0)  # DCGAN's prior dimension
+    z_dim: int = Field(100, gt=0, le=MAX_WIDTH)  # DCGAN's prior dimension
     # 2-D mixtures (ring8, grid25) build MLPs from the same four fields: width = units per hidden
     # layer (PacGAN uses a few hundred: set it in the experiment), depth = hidden layers beyond 2.
-    g_width: int = Field(32, gt=0)  # channels of G's last hidden layer (doubles inward)
-    d_width: int = Field(32, gt=0)  # channels of D's first layer (doubles inward)
-    g_depth: int = Field(0, ge=0)  # extra stride-1 layers in G at 4×4 (§4.4: D is usually the bigger one)
-    d_depth: int = Field(0, ge=0)  # extra stride-1 layers in D at 4×4
+    g_width: int = Field(32, gt=0, le=MAX_WIDTH)  # channels of G's last hidden layer (doubles inward)
+    d_width: int = Field(32, gt=0, le=MAX_WIDTH)  # channels of D's first layer (doubles inward)
+    g_depth: int = Field(0, ge=0, le=MAX_LAYERS)  # extra stride-1 layers in G at 4×4 (§4.4: D is usually the bigger one)
+    d_depth: int = Field(0, ge=0, le=MAX_LAYERS)  # extra stride-1 layers in D at 4×4
     norm: NormKind = "batch"  # §3.3 / §4.3, in both networks
     conditional: bool = False  # §4.1: G and D both see the class (G: embedding joined to z; D: projection)
     auxiliary_classifier: bool = False  # §4.1: D also predicts the class (the AC-GAN form)
-    label_dim: int = Field(16, gt=0)  # size of G's class embedding when conditional
+    label_dim: int = Field(16, gt=0, le=MAX_WIDTH)  # size of G's class embedding when conditional
     vae: VaeConfig = VaeConfig()
     fvbn: FvbnConfig = FvbnConfig()
     real_nvp: RealNvpConfig = RealNvpConfig()
@@ -235,6 +260,14 @@ class TrainingConfig(Section):
     # and the players are convolutional; fp32 elsewhere. `make bench` measures both; FD is within seed noise.
     precision: Literal["auto", "bf16", "fp32"] = "auto"
 
+    @model_validator(mode="after")
+    def _checkpoints_are_countable(self) -> TrainingConfig:
+        count = -(-self.steps // self.checkpoint_every)
+        if count > MAX_CHECKPOINTS:
+            raise ValueError(f"training.steps {self.steps} with checkpoint_every {self.checkpoint_every} writes {count:,} "
+                             f"checkpoints, each stored and scored; at most {MAX_CHECKPOINTS}: raise checkpoint_every")
+        return self
+
     @model_validator(mode="before")
     @classmethod
     def _device_is_no_longer_here(cls, raw: Any) -> Any:
@@ -258,18 +291,23 @@ class EvaluatorConfig(Section):
     epochs: int = Field(15, gt=0)
     batch_size: int = Field(64, gt=1)  # batch norm needs two examples: batches of one would all be skipped
     lr: float = Field(1e-3, gt=0.0)
-    feature_dim: int = Field(128, gt=1)  # penultimate layer width: the metric space
+    feature_dim: int = Field(128, gt=1, le=MAX_WIDTH)  # penultimate layer width: the metric space
 
 
 class InceptionConfig(Section):
     """Optional Inception FID: a local torchvision inception_v3 state dict, checked by sha256 before use."""
 
     weights: str | None = None  # path of the weights file; never downloaded
+
+    @field_validator("weights")
+    @classmethod
+    def _a_path(cls, weights: str | None) -> str | None:
+        return weights if weights is None else check_path_text(weights)
     sha256: str | None = None  # required with `weights`
 
     @model_validator(mode="after")
     def _hash_given(self) -> InceptionConfig:
-        if self.weights is not None and (self.sha256 is None or len(self.sha256) != 64):
+        if self.weights is not None and (self.sha256 is None or not re.fullmatch(r"[0-9a-fA-F]{64}", self.sha256)):
             raise ValueError("evaluation.inception.sha256 must be the 64-hex sha256 of evaluation.inception.weights")
         return self
 
@@ -407,8 +445,13 @@ def parse_experiment(raw: dict[str, Any] | None, origin: str = "<experiment>") -
     try:
         return ExperimentConfig.model_validate(raw or {})
     except ValidationError as err:
-        problems = "; ".join(_describe(e) for e in err.errors())
-        raise ConfigError(f"{origin}: {problems}") from None
+        errors = err.errors()
+        problems = "; ".join(_describe(e) for e in errors[:SHOWN_PROBLEMS])
+        more = f" (and {len(errors) - SHOWN_PROBLEMS} more)" if len(errors) > SHOWN_PROBLEMS else ""
+        raise ConfigError(f"{origin}: {problems}{more}") from None
+
+
+SHOWN_PROBLEMS = 10  # a file with thousands of unknown keys still gets a readable message
 
 
 def _describe(error: dict[str, Any]) -> str:
@@ -453,6 +496,9 @@ class _ExperimentLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, yaml.Mark] = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise yaml.constructor.ConstructorError(
+                    None, None, "merge keys (<<) are not supported: write the keys out", key_node.start_mark)
             if not isinstance(key_node, yaml.ScalarNode):  # `? [a, b]`: a key must name a field
                 raise yaml.constructor.ConstructorError(
                     None, None, f"a key must be a plain name, not a {key_node.id}", key_node.start_mark)
@@ -496,8 +542,8 @@ def read_experiment_bytes(path: Path) -> bytes:
         raise ConfigError(f"experiment file {path} cannot be read: {err.strerror or err}") from None
     if not stat.S_ISREG(mode):
         raise ConfigError(f"experiment file {path} is not a regular file ({file_kind(mode)})")
-    try:
-        with path.open("rb") as handle:
+    try:  # non-blocking: a special file that passes as regular (in /proc) returns at once instead of waiting
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
             data = handle.read(MAX_FILE_BYTES + 1)
     except OSError as err:
         raise ConfigError(f"experiment file {path} cannot be read: {err.strerror or err}") from None

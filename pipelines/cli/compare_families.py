@@ -20,13 +20,13 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from gan_assets.core.config import ConfigError, load_experiment
+from gan_assets.core.config import ConfigError
 from gan_assets.core.runtime.device import DEVICE_SETTING, resolve_device
-from gan_assets.core.storage import ExperimentKeyError, check_experiment_key
+from gan_assets.core.storage import ExperimentKeyError
 from gan_assets.resources.torch_device import device_from_env
 from pipelines.automation.recovery import recover_dead_runs
 from pipelines.cli.console import UserInputError
-from pipelines.cli.run_experiment import run_one
+from pipelines.cli.run_experiment import check_experiment_files, run_one
 
 FAMILY_EXPERIMENTS = ("experiments/digits-dcgan.yaml", "experiments/digits-vae.yaml", "experiments/digits-fvbn.yaml",
                       "experiments/digits-real-nvp.yaml")
@@ -60,9 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ[DEVICE_SETTING] = args.device
     try:
         resolve_device(device_from_env())
-        for path in args.experiments:  # a bad file fails here, before any work
-            check_experiment_key(path.stem)
-            load_experiment(path)
+        check_experiment_files(args.experiments)  # a bad file fails here, before any work
     except (ValueError, ConfigError, ExperimentKeyError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -75,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         recover_dead_runs(instance, log=lambda message: print(message, file=sys.stderr))
         try:
             for path in [] if args.no_run else args.experiments:
-                print(json.dumps(run_one(defs, instance, path.stem, STORAGE_ROOT)), file=sys.stderr, flush=True)
+                print(json.dumps(run_one(defs, instance, path, STORAGE_ROOT)), file=sys.stderr, flush=True)
         except UserInputError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2

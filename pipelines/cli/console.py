@@ -36,7 +36,7 @@ def user_error(error: SerializableErrorInfo | None) -> str | None:
     while error is not None and seen < 10:
         if error.cls_name in user_error_names():  # its message reads "<module>.<class>: <text>"
             return error.message.strip().split(f"{error.cls_name}: ", 1)[-1]
-        error, seen = error.cause or error.context, seen + 1
+        error, seen = error.cause, seen + 1  # `raise … from`, as recovery.user_error follows it
     return None
 
 

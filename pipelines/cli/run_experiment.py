@@ -25,8 +25,10 @@ from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView, Temp
 from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
 from dagster._time import get_current_datetime
 
+from gan_assets.assets.dataset import SOURCE_FINGERPRINT
 from gan_assets.assets.experiment_config import experiments_partitions
-from gan_assets.core.config import ConfigError, load_experiment
+from gan_assets.core.config import ConfigError, ExperimentConfig, load_experiment
+from gan_assets.core.data.sources import source_fingerprint
 from gan_assets.core.runtime.device import DEVICE_SETTING, resolve_device
 from gan_assets.core.storage import ExperimentKeyError, check_experiment_key
 from gan_assets.resources.torch_device import device_from_env
@@ -72,23 +74,27 @@ def latest_metadata(instance: dg.DagsterInstance, asset: str, key: str | None) -
 
 
 def stages_to_run(defs: dg.Definitions, instance: dg.DagsterInstance, key: str, storage_root: Path,
-                  fresh: bool) -> list[str]:
+                  config: ExperimentConfig, fresh: bool) -> list[str]:
     """The stages that are missing or stale (Dagster's own staleness, what the UI shows) or whose stored file is not
-    under `storage_root` any more, in graph order; with `fresh`, training and everything after it too. Empty when
-    every stage is current: nothing is rewritten."""
+    under `storage_root` any more, in graph order, and the dataset when the files it reads changed on disk; with
+    `fresh`, training and everything after it too. Empty when every stage is current: nothing is rewritten."""
     graph = defs.resolve_asset_graph()
     view = AssetGraphView(temporal_context=TemporalContext(effective_dt=get_current_datetime(), last_event_id=None),
                           instance=instance, asset_graph=graph)
     resolver = CachingStaleStatusResolver(instance, graph, view)
     forced = set(STAGES[STAGES.index("gan_checkpoints"):]) if fresh else set()
-    return [stage for stage in STAGES if stage in forced or not is_current(resolver, instance, stage, key, storage_root)]
+    return [stage for stage in STAGES
+            if stage in forced or not is_current(resolver, instance, stage, key, storage_root, config)]
 
 
 def is_current(resolver: CachingStaleStatusResolver, instance: dg.DagsterInstance, stage: str, key: str,
-               storage_root: Path) -> bool:
+               storage_root: Path, config: ExperimentConfig) -> bool:
     if resolver.get_status(dg.AssetKey(stage), key) != StaleStatus.FRESH:
         return False
-    stored = Path(latest_metadata(instance, stage, key).get("path", ""))  # the IO manager's file of that value
+    metadata = latest_metadata(instance, stage, key)
+    if stage == "dataset" and metadata.get(SOURCE_FINGERPRINT, "") != source_fingerprint(config.dataset):
+        return False  # images added or replaced under dataset.root: re-read (an unchanged content hash stops there)
+    stored = Path(metadata.get("path", ""))  # the IO manager's file of that value
     return stored.is_file() and stored.resolve().is_relative_to(storage_root.resolve())
 
 
@@ -103,34 +109,63 @@ def job(defs: dg.Definitions, name: str) -> dg.JobDefinition:
     return defs.resolve_job_def(name).with_logger_defs({"console": cli_console})
 
 
-def run_one(defs: dg.Definitions, instance: dg.DagsterInstance, key: str, storage_root: Path, verbose: bool = False,
-            fresh: bool = False) -> dict:
-    """Observe, then materialize the stages of `key` that are not current; raises UserInputError when the
-    experiment's input fails a stage (the message names the stage and the problem)."""
-    started = time.perf_counter()
+def run_one(defs: dg.Definitions, instance: dg.DagsterInstance, path: Path, storage_root: Path,
+            verbose: bool = False, fresh: bool = False) -> dict:
+    """Observe, then materialize the stages of the experiment in `path` that are not current; raises UserInputError
+    when the experiment's input fails a stage (the message names the stage and the problem)."""
+    started, key = time.perf_counter(), path.stem
     register(instance, key)
     # observe the config sections first: the assets read the snapshots this records
     job(defs, "observe_config").execute_in_process(instance=instance, run_config=console(verbose))
-    todo = stages_to_run(defs, instance, key, Path(storage_root), fresh)
-    if todo:
-        run_config = console(verbose) | ({"ops": {"gan_checkpoints": {"config": {"fresh_run": True}}}} if fresh else {})
-        result = job(defs, "experiment").execute_in_process(
-            partition_key=key, instance=instance, run_config=run_config, asset_selection=[dg.AssetKey(s) for s in todo],
-            tags={HOST_TAG: socket.gethostname()}, raise_on_error=False)
-        if not result.success:
-            problem = failure_of(result)
-            if problem is None:  # not the input's fault: show where it broke
-                raise RuntimeError(f"{key}: the experiment run failed (see the traceback above)")
-            raise UserInputError(f"{key}: {problem}")
-    else:
+    config, materialized = load_experiment(path), []
+    # Two rounds at most: a dataset re-read because its files changed may come out with a new content hash, and
+    # only then are the stages after it stale (an unchanged hash leaves them current).
+    for round_ in range(2):
+        todo = stages_to_run(defs, instance, key, Path(storage_root), config, fresh and round_ == 0)
+        if not todo:
+            break
+        materialize(defs, instance, key, todo, verbose, fresh and round_ == 0)
+        materialized += [stage for stage in todo if stage not in materialized]
+    if not materialized:
         print(f"{key}: every stage is current (nothing to materialize; FRESH=1 retrains)", file=sys.stderr)
-    return summary(instance, key, todo, time.perf_counter() - started)
+    return summary(instance, key, materialized, time.perf_counter() - started)
+
+
+def materialize(defs: dg.Definitions, instance: dg.DagsterInstance, key: str, stages: list[str], verbose: bool,
+                fresh: bool) -> None:
+    """One run of `stages`; a failure the input caused raises UserInputError naming the stage and the problem."""
+    run_config = console(verbose) | ({"ops": {"gan_checkpoints": {"config": {"fresh_run": True}}}} if fresh else {})
+    result = job(defs, "experiment").execute_in_process(
+        partition_key=key, instance=instance, run_config=run_config, asset_selection=[dg.AssetKey(s) for s in stages],
+        tags={HOST_TAG: socket.gethostname()}, raise_on_error=False)
+    if not result.success:
+        problem = failure_of(result)
+        if problem is None:  # not the input's fault: show where it broke
+            raise RuntimeError(f"{key}: the experiment run failed (see the traceback above)")
+        raise UserInputError(f"{key}: {problem}")
 
 
 def leaderboard(defs: dg.Definitions, instance: dg.DagsterInstance) -> str:
     defs.resolve_implicit_global_asset_job_def().execute_in_process(instance=instance,
                                                                    asset_selection=[dg.AssetKey("leaderboard")])
     return latest_metadata(instance, "leaderboard", None)["leaderboard"]
+
+
+def check_experiment_files(paths: list[Path]) -> None:
+    """Each file is a valid experiment whose name is a key, all in one folder (the pipeline reads every experiment
+    as `<that folder>/<key>.yaml`: another suffix or folder would validate one file and train another)."""
+    folders = {path.resolve().parent for path in paths}
+    if len(folders) > 1:
+        raise ConfigError(f"the experiment files are in {len(folders)} folders ({', '.join(map(str, sorted(folders)))}):"
+                          " put them in one")
+    for path in paths:
+        if path.suffix != ".yaml":
+            raise ConfigError(f"{path}: an experiment file is named <key>.yaml (this one ends in {path.suffix!r})")
+        try:
+            check_experiment_key(path.stem)
+        except ExperimentKeyError as err:
+            raise ExperimentKeyError(f"{path}: {err}") from None
+        load_experiment(path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,11 +191,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     try:
-        for path in args.experiments:  # a bad file fails here, before any work
-            check_experiment_key(path.stem)
-            load_experiment(path)
+        check_experiment_files(args.experiments)  # a bad file fails here, before any work
     except (ConfigError, ExperimentKeyError) as err:
-        print(f"error: {path}: {err}" if not str(err).startswith(str(path)) else f"error: {err}", file=sys.stderr)
+        print(f"error: {err}", file=sys.stderr)
         return 2
     warnings.filterwarnings("ignore", category=dg.BetaWarning)  # content-hash data versions are the point here
     warnings.filterwarnings("ignore", category=dg.PreviewWarning)
@@ -171,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         recover_dead_runs(instance, log=lambda message: print(message, file=sys.stderr))
         try:
             for path in args.experiments:
-                print(json.dumps(run_one(defs, instance, path.stem, STORAGE_ROOT, args.verbose, args.fresh)), flush=True)
+                print(json.dumps(run_one(defs, instance, path, STORAGE_ROOT, args.verbose, args.fresh)), flush=True)
         except UserInputError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2

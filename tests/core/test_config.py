@@ -126,6 +126,14 @@ LATE_FAILURES = [  # values that once passed the config and failed after minutes
     ({"evaluation": {"num_samples": 2}}, "num_samples 2 is too few for precision_recall, whose k=3 nearest"),
     ({"gallery": {"interpolation_steps": 10**6}}, "gallery.interpolation_steps: Input should be less than or equal"),
     ({"gallery": {"neighbours": 10**6}}, "gallery.neighbours: Input should be less than or equal to 32"),
+    ({"model": {"z_dim": 2**62}}, "model.z_dim: Input should be less than or equal to 16384"),
+    ({"model": {"family": "fvbn", "fvbn": {"layers": 300_000}}}, "model.fvbn.layers: Input should be less than or equal"),
+    ({"evaluator": {"feature_dim": 10**20}}, "evaluator.feature_dim: Input should be less than or equal to 16384"),
+    ({"training": {"steps": 200_000, "checkpoint_every": 1}}, "writes 200,000 checkpoints, each stored and scored"),
+    ({"evaluation": {"inception": {"weights": "w.pt", "sha256": "z" * 64}}}, "must be the 64-hex sha256"),
+    ({"dataset": {"root": "a\0b"}}, "dataset.root: Value error, a path cannot contain a NUL byte"),
+    ({"dataset": {"root": "\ud800"}}, "not encodable as a file name"),
+    ({"evaluation": {"metrics": {"fd", "kid"}}}, "evaluation.metrics: Value error, a set has no order: write a list"),
 ]
 
 
@@ -136,7 +144,14 @@ def test_values_that_would_fail_late_are_refused_up_front(raw, message):
 
 
 def test_limits_leave_ordinary_values_alone():
-    config = parse_experiment({"seed": 2**32 - 1, "training": {"checkpoint_every": 1}, "evaluator": {"batch_size": 2},
-                               "evaluation": {"num_samples": 2, "metrics": ["fd"]}, "gallery": {"neighbours": 32}})
+    config = parse_experiment({"seed": 2**32 - 1, "training": {"steps": 1000, "checkpoint_every": 1},
+                               "evaluator": {"batch_size": 2}, "evaluation": {"num_samples": 2, "metrics": ["fd"]},
+                               "gallery": {"neighbours": 32}})
     assert (config.seed, config.training.checkpoint_every, config.evaluation.num_samples) == (2**32 - 1, 1, 2)
     assert parse_experiment({"evaluation": {"num_samples": 4}}).evaluation.num_samples == 4
+
+
+def test_a_file_with_thousands_of_problems_gets_a_readable_message():
+    with pytest.raises(ConfigError) as caught:
+        parse_experiment({f"k{i}": 1 for i in range(9000)})
+    assert "k9: Extra inputs are not permitted (and 8990 more)" in str(caught.value) and len(str(caught.value)) < 800

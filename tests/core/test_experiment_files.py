@@ -20,6 +20,7 @@ POISONED = {  # file text → what the error says
     "seed: 1\n" + "# padding\n" * (MAX_FILE_BYTES // 10 + 1): f"larger than {MAX_FILE_BYTES // 1024} KiB",
     "1: 2\n": "1: Keys should be strings",
     "- seed\n": "the top level must be a mapping of sections, got list",
+    "base: &b {steps: 3}\ntraining:\n  <<: *b\n": "line 3, column 3: merge keys .* are not supported",
 }
 
 

@@ -47,8 +47,11 @@ def test_one_broken_file_never_hides_the_others_edits(tmp_path):
     store = ExperimentStore(experiments_dir=str(tmp_path), storage_root=str(tmp_path / "store"))
     warnings = []
     log = type("Log", (), {"warning": lambda self, message: warnings.append(message)})()
-    versions = section_versions(store, "seed", parse_registered(store, {"good", "broken"}, log))
+    configs = parse_registered(store, {"good", "broken"}, log)
+    versions = section_versions(store, "seed", configs)
     assert list(versions) == ["good"] and len(warnings) == 1 and "broken.yaml" in warnings[0]
+    again = parse_registered(store, {"good", "broken"}, log)  # unchanged bytes: the parse is reused, said once
+    assert len(warnings) == 1 and again["good"] == configs["good"] and again["good"] is not configs["good"]
 
 
 @pytest.mark.parametrize("key", ["..", ".", "...", "a/b", "../x", ".hidden", "", "a\\b", "x" * 200])

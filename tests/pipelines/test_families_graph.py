@@ -44,7 +44,7 @@ def materialized(tmp_path_factory):
     results = {key: job.execute_in_process(partition_key=key, instance=instance) for key in keys}
     board = definitions.resolve_implicit_global_asset_job_def().execute_in_process(
         instance=instance, asset_selection=[dg.AssetKey("leaderboard")])
-    return root, results, board
+    return root, results, board, instance
 
 
 def metadata(result, asset):
@@ -54,7 +54,7 @@ def metadata(result, asset):
 
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_every_asset_materializes_for_the_family(materialized, family):
-    root, results, _ = materialized
+    root, results, _, _ = materialized
     result = results[f"tiny-{family}"]
     assert result.success
     folder = root / "store" / "experiments" / f"tiny-{family}"
@@ -76,14 +76,14 @@ def test_every_asset_materializes_for_the_family(materialized, family):
 
 
 def test_the_gan_has_no_likelihood_column(materialized):
-    root, results, _ = materialized
+    root, results, _, _ = materialized
     scores = pd.read_parquet(root / "store" / "experiments" / "tiny-gan" / "checkpoint_scores.parquet")
     assert "bits_per_dim" not in scores
     assert metadata(results["tiny-gan"], "checkpoint_scores")["family"] == "gan"
 
 
 def test_family_checkpoints_are_checked_by_sha256(materialized, tmp_path):
-    root, results, _ = materialized
+    root, results, _, _ = materialized
     manifest: RunManifest = results["tiny-vae"].output_for_node("gan_checkpoints")
     first, last = manifest.checkpoints
     moved = manifest.moved_to(tmp_path)
@@ -97,7 +97,7 @@ def test_family_checkpoints_are_checked_by_sha256(materialized, tmp_path):
 
 
 def test_the_leaderboard_puts_the_families_side_by_side(materialized):
-    _, _, board = materialized
+    _, _, board, _ = materialized
     table = board.output_for_node("leaderboard").set_index("experiment")
     assert table.loc[["tiny-gan", "tiny-vae", "tiny-fvbn", "tiny-real_nvp"], "family"].tolist() == \
         ["gan", "vae", "fvbn", "real_nvp"]
@@ -108,8 +108,8 @@ def test_the_leaderboard_puts_the_families_side_by_side(materialized):
 
 
 def test_make_runs_summary_line_names_the_families_likelihood(materialized):
-    _, results, _ = materialized
-    line = run_experiment.summary(results["tiny-fvbn"], "tiny-fvbn", wall_seconds=1.0)
+    *_, instance = materialized
+    line = run_experiment.summary(instance, "tiny-fvbn", list(run_experiment.STAGES), wall_seconds=1.0)
     assert line["scores"]["bits_per_dim"] > 0 and line["real_floor"]["bits_per_dim"] is None
 
 

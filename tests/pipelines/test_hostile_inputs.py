@@ -120,6 +120,10 @@ def test_a_value_only_the_data_refuses_fails_at_ingestion_in_one_line_keeping_wh
     capfd.readouterr()
     stored = tmp_path / "store" / "experiments" / "folder" / "dataset.parquet"
     before = stored.read_bytes()
+    image = tmp_path / "images" / "class0" / "0.png"  # saved again, same pixels: re-read, and nothing else reruns
+    os.utime(image, ns=(image.stat().st_atime_ns, image.stat().st_mtime_ns + 10**9))
+    assert run_experiment.main([str(path)]) == 0
+    assert json.loads(capfd.readouterr().out.strip().splitlines()[-1])["materialized"] == ["dataset"]
     path.write_text(yaml.safe_dump({**raw, "gallery": {**raw["gallery"], "neighbours": 20}}))
     assert run_experiment.main([str(path)]) == 2
     err = capfd.readouterr().err
@@ -137,3 +141,14 @@ def test_make_run_passes_a_path_with_spaces_as_one_file_and_fresh_as_a_flag(tmp_
                          capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2], check=True).stdout
     [command] = [line for line in dry.splitlines() if "pipelines.cli.run_experiment" in line]
     assert f'"{path}"' in command and command.endswith("--fresh")
+
+
+def test_make_run_refuses_a_file_the_pipeline_would_not_read(tmp_path, capsys):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    for path in (tmp_path / "a" / "x.yml", tmp_path / "a" / "x.yaml", tmp_path / "b" / "y.yaml"):
+        path.write_text("seed: 1\n")
+    assert run_experiment.main([str(tmp_path / "a" / "x.yml")]) == 2  # validated x.yml, would train x.yaml
+    assert "x.yml: an experiment file is named <key>.yaml (this one ends in '.yml')" in capsys.readouterr().err
+    assert run_experiment.main([str(tmp_path / "a" / "x.yaml"), str(tmp_path / "b" / "y.yaml")]) == 2
+    assert "the experiment files are in 2 folders" in capsys.readouterr().err

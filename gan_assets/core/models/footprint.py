@@ -10,7 +10,7 @@ import torch
 from gan_assets.core.config import ModelConfig
 from gan_assets.core.models.families import family_of
 from gan_assets.core.models.gan.networks import build_discriminator, build_generator
-from gan_assets.core.runtime.memory import check_fits_memory
+from gan_assets.core.runtime.memory import MemoryLimitError, check_fits_memory
 
 BYTES_PER_PARAMETER = 16  # fp32 weight, its gradient and Adam's two moments
 
@@ -25,5 +25,9 @@ def parameter_count(model: ModelConfig, shape: Sequence[int], num_classes: int) 
 
 
 def check_model_fits_memory(model: ModelConfig, shape: Sequence[int], num_classes: int) -> None:
-    count = parameter_count(model, shape, num_classes)
+    try:
+        count = parameter_count(model, shape, num_classes)
+    except (OverflowError, RuntimeError, TypeError) as err:  # torch's size arithmetic overflowed: far beyond memory
+        raise MemoryLimitError(f"the model section (widths, depths, z_dim) gives tensors too large to size ({err})"
+                               ) from None
     check_fits_memory(count * BYTES_PER_PARAMETER, f"the model section ({count:,} parameters: widths, depths, z_dim)")

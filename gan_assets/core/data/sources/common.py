@@ -90,9 +90,12 @@ def require_dir(root: Path, what: str, fix: str) -> Path:
 
 # Folders no dataset is read from as a whole: walking one reads the system, devices or every user's files.
 # Their sub-folders (/tmp/x, /home/me/pictures, /mnt/usb) stay allowed.
-SYSTEM_DIRS = ("/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32", "/opt", "/proc",
-               "/root", "/run", "/sbin", "/snap", "/srv", "/sys", "/tmp", "/usr", "/var",
+SYSTEM_DIRS = ("/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32", "/media", "/mnt",
+               "/nix", "/opt", "/proc", "/root", "/run", "/sbin", "/snap", "/srv", "/sys", "/tmp", "/usr", "/var",
                "/Applications", "/Library", "/System", "/Users", "/Volumes", "/private")  # the last: macOS
+
+
+KERNEL_DIRS = ("/proc", "/sys", "/dev")  # not even a sub-folder: files there are not images, and reads can block
 
 
 def refuse_system_root(root: Path, what: str) -> Path:
@@ -104,6 +107,8 @@ def refuse_system_root(root: Path, what: str) -> Path:
         why = "the filesystem root"
     elif real in {Path(os.path.realpath(d)) for d in SYSTEM_DIRS}:
         why = "a system folder"
+    elif any(Path(d) in real.parents for d in KERNEL_DIRS):
+        why = "inside a kernel or device folder (its files can block when read)"
     elif real == _home():
         why = "your home folder itself"
     if why:

@@ -66,9 +66,19 @@ def load_torchvision(config: DatasetConfig) -> ImageSet:
                     spec.class_names, {"licence": spec.licence, "source_splits": ",".join(config.splits)})
 
 
+def file_names(config: DatasetConfig) -> list[str]:
+    """The files (without `.gz`) the configured splits need."""
+    return [n for s in config.splits for n in (CIFAR_FILES if config.source == "cifar10" else IDX_FILES)[s]]
+
+
+def present_files(config: DatasetConfig, spec: Spec) -> list[Path]:
+    """The files the configured splits would read now, never fetching; empty when some are missing."""
+    return _find(Path(config.root), spec, file_names(config)) or []
+
+
 def locate(config: DatasetConfig, spec: Spec) -> list[Path]:
     """Every file the configured splits need, fetched first only when `download: true` says so."""
-    names = [n for s in config.splits for n in (CIFAR_FILES if config.source == "cifar10" else IDX_FILES)[s]]
+    names = file_names(config)
     root = Path(config.root)
     if config.download and _find(root, spec, names) is None:
         _fetch(root, spec)

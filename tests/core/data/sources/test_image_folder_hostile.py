@@ -257,7 +257,9 @@ def test_fifos_are_never_opened(tmp_path):
 # -- system folders as the root ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("root", "why"), [("/", "the filesystem root"), ("/etc", "a system folder"),
-                                           ("/usr", "a system folder"), ("/tmp", "a system folder")])
+                                           ("/usr", "a system folder"), ("/tmp", "a system folder"),
+                                           ("/mnt", "a system folder"), ("/proc/self", "inside a kernel or device folder .*"),
+                                           ("/sys/kernel", "inside a kernel or device folder .*")])
 def test_system_folders_are_refused_before_listing(monkeypatch, root, why):
     monkeypatch.setattr(module, "walk_root", lambda root: pytest.fail("listed a system folder"))
     with pytest.raises(DatasetError, match=rf"image_folder: dataset.root {root} (\(resolves to .*\) )?is {why}: "
