@@ -534,14 +534,9 @@ def _count_expanded(node: yaml.Node, counted: dict[int, int], open_nodes: set[in
 def read_experiment_bytes(path: Path) -> bytes:
     """The file's bytes, or a ConfigError saying what the path is instead: missing, not a regular file (a
     folder, a FIFO), unreadable, or over MAX_FILE_BYTES (never read whole)."""
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        raise ConfigError(f"experiment file {path} does not exist") from None
-    except OSError as err:
-        raise ConfigError(f"experiment file {path} cannot be read: {err.strerror or err}") from None
-    if not stat.S_ISREG(mode):
-        raise ConfigError(f"experiment file {path} is not a regular file ({file_kind(mode)})")
+    problem = not_a_regular_file(path)
+    if problem:
+        raise ConfigError(f"experiment file {path} {problem}")
     try:  # non-blocking: a special file that passes as regular (in /proc) returns at once instead of waiting
         with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
             data = handle.read(MAX_FILE_BYTES + 1)
@@ -551,6 +546,18 @@ def read_experiment_bytes(path: Path) -> bytes:
         raise ConfigError(f"experiment file {path} is larger than {MAX_FILE_BYTES // 1024} KiB: an experiment is a "
                           "few lines of settings")
     return data
+
+
+def not_a_regular_file(path: Path) -> str | None:
+    """Why `path` is no regular file to read ("does not exist", "is not a regular file (a FIFO)", "cannot be read:
+    …"), or None. It only stats: opening a FIFO to find out would wait for a writer forever."""
+    try:
+        mode = Path(path).stat().st_mode
+    except FileNotFoundError:
+        return "does not exist"
+    except OSError as err:
+        return f"cannot be read: {err.strerror or err}"
+    return None if stat.S_ISREG(mode) else f"is not a regular file ({file_kind(mode)})"
 
 
 def file_kind(mode: int) -> str:

@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import re
-import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,7 +26,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from gan_assets.core.config import file_kind
+from gan_assets.core.config import not_a_regular_file
 from gan_assets.core.runtime.faults import crash_point
 
 TEMP_SUFFIX = ".tmp"
@@ -104,14 +103,9 @@ def write_parquet_atomic(table: pa.Table, path: Path) -> Path:
 def readable_file(path: Path) -> Path:
     """`path`, if it is a regular file this process may read; else a StoredFileError saying what it is instead
     (missing, a folder, a FIFO: never opened, as reading one would wait forever, unreadable)."""
-    try:
-        mode = Path(path).stat().st_mode
-    except FileNotFoundError:
-        raise StoredFileError(f"{path} does not exist") from None
-    except OSError as err:
-        raise StoredFileError(f"{path} cannot be read: {err.strerror or err}") from None
-    if not stat.S_ISREG(mode):
-        raise StoredFileError(f"{path} is not a regular file ({file_kind(mode)}): delete it and rematerialize")
+    problem = not_a_regular_file(path)
+    if problem:
+        raise StoredFileError(f"{path} {problem}")
     if not os.access(path, os.R_OK):
         raise StoredFileError(f"{path} cannot be read: permission denied")
     return Path(path)

@@ -133,7 +133,8 @@ def descendants(pid: int) -> set[int]:
 def test_cancelling_the_run_stops_every_rank(tmp_path):
     """SIGINT to the Dagster process (what cancelling a run sends): Pipes forwards it to torchrun, which stops
     both ranks; nothing is left running and the run is not a success."""
-    long_run = {**TINY_EXPERIMENT, "training": {**TINY_EXPERIMENT["training"], "steps": 100_000}}
+    long_run = {**TINY_EXPERIMENT, "training": {**TINY_EXPERIMENT["training"], "steps": 100_000,
+                                                "checkpoint_every": 100}}  # at most 1,000 checkpoints
     experiment_instance(tmp_path / "experiments", "tiny", long_run)
     process = subprocess.Popen([sys.executable, "-c", CANCELLED_RUN, str(tmp_path)], cwd=PROJECT_ROOT,
                                env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}, stdout=subprocess.PIPE,
