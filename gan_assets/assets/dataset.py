@@ -14,6 +14,7 @@ from gan_assets.assets.experiment_config import (
     experiments_partitions,
     load_config,
 )
+from gan_assets.core.data.fits import check_dataset_is_usable
 from gan_assets.core.data.images import ImageSet, PointSet, to_table
 from gan_assets.core.data.preview import class_histogram_markdown, split_counts, thumbnail
 from gan_assets.core.data.sources import load_dataset, source_fingerprint
@@ -32,6 +33,7 @@ def dataset(context: dg.AssetExecutionContext, store: ExperimentStore) -> dg.Out
     fingerprint = source_fingerprint(config.dataset)  # before reading: a file changed meanwhile is read next time
     data = load_dataset(config.dataset, seed=config.seed)
     check_against_data(config, data)  # what the config alone cannot tell, before anything is stored or trained
+    check_dataset_is_usable(data, config.for_checks())
     content_hash = data.content_hash()
     return dg.Output(to_table(data), data_version=dg.DataVersion(content_hash),
                      metadata={**dataset_metadata(data, content_hash), SOURCE_FINGERPRINT: fingerprint,

@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ[DEVICE_SETTING] = args.device
     try:
         resolve_device(device_from_env())
-        check_experiment_files(args.experiments)  # a bad file fails here, before any work
+        configs = check_experiment_files(args.experiments)  # a bad file fails here, before any work
     except (ValueError, ConfigError, ExperimentKeyError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         recover_dead_runs(instance, log=lambda message: print(message, file=sys.stderr))
         try:
             for path in [] if args.no_run else args.experiments:
-                print(json.dumps(run_one(defs, instance, path, STORAGE_ROOT)), file=sys.stderr, flush=True)
+                print(json.dumps(run_one(defs, instance, path, configs[path], STORAGE_ROOT)), file=sys.stderr, flush=True)
         except UserInputError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2

@@ -109,15 +109,15 @@ def job(defs: dg.Definitions, name: str) -> dg.JobDefinition:
     return defs.resolve_job_def(name).with_logger_defs({"console": cli_console})
 
 
-def run_one(defs: dg.Definitions, instance: dg.DagsterInstance, path: Path, storage_root: Path,
-            verbose: bool = False, fresh: bool = False) -> dict:
+def run_one(defs: dg.Definitions, instance: dg.DagsterInstance, path: Path, config: ExperimentConfig,
+            storage_root: Path, verbose: bool = False, fresh: bool = False) -> dict:
     """Observe, then materialize the stages of the experiment in `path` that are not current; raises UserInputError
     when the experiment's input fails a stage (the message names the stage and the problem)."""
     started, key = time.perf_counter(), path.stem
     register(instance, key)
     # observe the config sections first: the assets read the snapshots this records
     job(defs, "observe_config").execute_in_process(instance=instance, run_config=console(verbose))
-    config, materialized = load_experiment(path), []
+    materialized: list[str] = []
     # Two rounds at most: a dataset re-read because its files changed may come out with a new content hash, and
     # only then are the stages after it stale (an unchanged hash leaves them current).
     for round_ in range(2):
@@ -151,9 +151,10 @@ def leaderboard(defs: dg.Definitions, instance: dg.DagsterInstance) -> str:
     return latest_metadata(instance, "leaderboard", None)["leaderboard"]
 
 
-def check_experiment_files(paths: list[Path]) -> None:
+def check_experiment_files(paths: list[Path]) -> dict[Path, ExperimentConfig]:
     """Each file is a valid experiment whose name is a key, all in one folder (the pipeline reads every experiment
-    as `<that folder>/<key>.yaml`: another suffix or folder would validate one file and train another)."""
+    as `<that folder>/<key>.yaml`: another suffix or folder would validate one file and train another); their
+    configs, by path."""
     folders = {path.resolve().parent for path in paths}
     if len(folders) > 1:
         raise ConfigError(f"the experiment files are in {len(folders)} folders ({', '.join(map(str, sorted(folders)))}):"
@@ -165,7 +166,7 @@ def check_experiment_files(paths: list[Path]) -> None:
             check_experiment_key(path.stem)
         except ExperimentKeyError as err:
             raise ExperimentKeyError(f"{path}: {err}") from None
-        load_experiment(path)
+    return {path: load_experiment(path) for path in paths}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -191,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     try:
-        check_experiment_files(args.experiments)  # a bad file fails here, before any work
+        configs = check_experiment_files(args.experiments)  # a bad file fails here, before any work
     except (ConfigError, ExperimentKeyError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -203,8 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     with dg.DagsterInstance.get() as instance:
         recover_dead_runs(instance, log=lambda message: print(message, file=sys.stderr))
         try:
-            for path in args.experiments:
-                print(json.dumps(run_one(defs, instance, path, STORAGE_ROOT, args.verbose, args.fresh)), flush=True)
+            for path, config in configs.items():
+                print(json.dumps(run_one(defs, instance, path, config, STORAGE_ROOT, args.verbose, args.fresh)),
+                      flush=True)
         except UserInputError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2

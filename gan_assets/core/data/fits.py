@@ -1,6 +1,7 @@
 """The checks the config cannot make up front: each setting against the data it will meet.
 
-The `dataset` asset runs them right after reading the data, before anything is stored or trained, so a value
+Every stage that reads the data runs `check_experiment_fits` before its work (an edit reruns only the stages that
+read the edited section); the `dataset` asset also runs `check_dataset_is_usable`, right after reading, so a value
 that would fail after minutes of training (a gallery asking for more neighbours than there are images, a
 held-out split too small for a metric, held-out images that are copies of training ones) fails at once,
 naming the field and the limit.
@@ -36,8 +37,6 @@ def check_experiment_fits(data: ImageSet | PointSet, config: ExperimentConfig) -
             raise DataFitError(f"{field} {value} is larger than the {train} training examples of {where}: "
                                "lower it or add data")
     check_splits_fit_metrics(train, held_out, config, where)
-    if isinstance(data, ImageSet):
-        check_held_out_is_not_train(data, where)
     per_sample = int(np.prod(data.shape)) * 4 * SCORING_COPIES
     check_fits_memory(config.evaluation.num_samples * per_sample, f"evaluation.num_samples "
                       f"{config.evaluation.num_samples} (of shape {list(data.shape)})")
@@ -58,6 +57,13 @@ def check_splits_fit_metrics(train: int, held_out: int, config: ExperimentConfig
         raise DataFitError(f"the {name} split of {where} has {n} example(s); evaluation.metrics "
                            f"{config.evaluation.metrics} need at least {need} in each split: add data or raise "
                            f"dataset.held_out_fraction ({config.dataset.held_out_fraction})")
+
+
+def check_dataset_is_usable(data: ImageSet | PointSet, config: ExperimentConfig) -> None:
+    """What the data alone must satisfy, whatever the other settings: checked once, where the data is read (the
+    `dataset` asset), not by every stage, as it changes only with the data."""
+    if isinstance(data, ImageSet):
+        check_held_out_is_not_train(data, _where(data, config))
 
 
 def check_held_out_is_not_train(data: ImageSet, where: str) -> None:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from gan_assets.core.config import DatasetConfig, parse_experiment
-from gan_assets.core.data.fits import DataFitError, check_experiment_fits
+from gan_assets.core.data.fits import DataFitError, check_dataset_is_usable, check_experiment_fits
 from gan_assets.core.data.sources import load_dataset
 from gan_assets.core.runtime import memory
 from gan_assets.core.runtime.memory import MemoryLimitError
@@ -27,6 +27,7 @@ def few_digits(digits, per_class: int):
 
 def test_the_shipped_digits_fit_every_default(digits):
     check_experiment_fits(digits, parse_experiment({}))
+    check_dataset_is_usable(digits, parse_experiment({}))
 
 
 def test_more_neighbours_than_training_images_is_named(digits):
@@ -56,9 +57,9 @@ def test_held_out_images_that_copy_training_images_are_refused(digits):
     copied = held[: len(held) // 2 + 1]  # just over half: the median held-out → train distance is then zero
     images[copied] = images[train[: len(copied)]]
     with pytest.raises(DataFitError, match=f"{len(copied)} of the {len(held)} held-out images .* exact copies"):
-        check_experiment_fits(replace(digits, images=images), parse_experiment({}))
+        check_dataset_is_usable(replace(digits, images=images), parse_experiment({}))
     images[copied[0]] = digits.images[copied[0]]  # exactly half: the median is still a real distance
-    check_experiment_fits(replace(digits, images=images), parse_experiment({}))
+    check_dataset_is_usable(replace(digits, images=images), parse_experiment({}))
 
 
 def test_scoring_more_samples_than_memory_holds_is_named(digits, monkeypatch):
