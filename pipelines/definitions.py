@@ -23,7 +23,7 @@ from gan_assets.assets.sample_gallery import sample_gallery
 from gan_assets.assets.tutorial import cost_response_curves, divergence_fits
 from gan_assets.resources.io_manager import io_manager_at
 from gan_assets.resources.store import store_at
-from gan_assets.resources.torch_device import TorchDevice, device_from_env
+from gan_assets.resources.torch_device import TorchDevice
 from gan_assets.resources.trainer_launch import TrainerLaunch, launch_from_env
 from pipelines.automation.policy import automated, automation_sensor, train_new_experiments_by_default
 from pipelines.automation.recovery import dead_run_sensor, no_retry_on_user_error
@@ -56,7 +56,7 @@ def build_definitions(storage_root: str | Path, experiments_dir: str | Path,
     The storage root and the experiments folder are bound with no config fields (`store_at`, `io_manager_at`):
     a run's config cannot move where a run reads or writes. Every asset carries the `no_retry_on_user_error`
     hook: a run that failed on a bad key, file or dataset is not retried (pipelines/automation/recovery.py)."""
-    torch_device = TorchDevice(name=device or device_from_env())
+    torch_device = TorchDevice.from_env(name=device)
     if train_new_experiments is None:
         train_new_experiments = train_new_experiments_by_default()
     assets = [*automated([*GAN_ASSETS, leaderboard], train_new_experiments), cost_response_curves, divergence_fits]

@@ -68,13 +68,14 @@ def gan_checkpoints(context: dg.AssetExecutionContext, config: TrainingRun, stor
                        reference_labels=reference_batch.labels, reference_z=reference_batch.z,
                        modes=point_modes(dataset), class_names=dataset.class_names)
     if trainer_launch.mode == "in_process":
-        manifest = train_family_run(config, inputs, run_dir, device=torch_device.name, log=context.log.info)
+        manifest = train_family_run(config, inputs, run_dir, device=torch_device.settings(), log=context.log.info)
         report = run_report(manifest)
     elif config.model.family != "gan":  # data parallelism is built for the two players' loop only
         raise dg.Failure(f"trainer_launch mode {trainer_launch.mode!r} trains model.family 'gan' only; "
                          f"{context.partition_key} is {config.model.family!r}: launch it in process")
     else:  # the same train_run in torchrun's ranks; rank 0 computes the same report and sends it through Pipes
-        manifest, report = train_elsewhere(context, trainer_launch, config.record(), inputs, run_dir, torch_device.name)
+        manifest, report = train_elsewhere(context, trainer_launch, config.record(), inputs, run_dir,
+                                             torch_device.settings())
     # what this training was computed from, for the retrain schedule's staleness test
     inputs = {f"config/{k}": v for k, v in observed_versions(context).items()} | upstream
     metadata = {**loss_chart(context, manifest.history_frame()), **training_metadata(report, config),

@@ -1,8 +1,9 @@
-"""Which torch device training runs on: a property of the machine a deployment runs on, not of the experiment.
+"""How training runs torch: a property of the machine a deployment runs on, not of the experiment.
 
-It is a resource, not a config section, so nothing hashes it: moving the same experiment to a GPU machine
-keeps its training fresh (the run key and `config/training` never see the device). `build_definitions`
-sets it from `GAN_DEVICE` (unset: auto); the launchpad can override it for one run.
+It is a resource, not a config section, so nothing hashes it: moving the same experiment to a GPU machine, or
+trading exact resume for cuDNN's fastest kernels, keeps its training fresh (the run key and `config/training` never
+see it). `build_definitions` sets it from `GAN_DEVICE`, `GAN_DETERMINISTIC` and `GAN_COMPILE`; the launchpad can
+override it for one run.
 """
 
 from __future__ import annotations
@@ -12,18 +13,37 @@ import os
 import dagster as dg
 from pydantic import field_validator
 
-from gan_assets.core.runtime.device import DEVICE_SETTING, check_device_name
+from gan_assets.core.runtime.device import COMPILE_MODES, DEVICE_SETTING, DeviceSettings, check_device_name
 
 
 class TorchDevice(dg.ConfigurableResource):
-    """The torch device of training: auto (CUDA when present, else CPU), cpu, cuda or cuda:N."""
+    """The torch device of training (auto: CUDA when present, else CPU; cpu; cuda; cuda:N), whether CUDA kernels are
+    deterministic (exact resume) or autotuned (faster), and the `torch.compile` mode of the training step."""
 
     name: str = "auto"
+    deterministic: bool = True
+    compile: str = "off"
 
     @field_validator("name")
     @classmethod
     def _known_device(cls, name: str) -> str:
         return check_device_name(name)
+
+    @field_validator("compile")
+    @classmethod
+    def _known_mode(cls, mode: str) -> str:
+        if mode not in COMPILE_MODES:
+            raise ValueError(f"compile {mode!r} is not one of {', '.join(COMPILE_MODES)}")
+        return mode
+
+    @classmethod
+    def from_env(cls, name: str | None = None) -> TorchDevice:
+        """The environment's settings (`name`, when given, instead of GAN_DEVICE)."""
+        settings = DeviceSettings.from_env(name=name)
+        return cls(name=settings.name, deterministic=settings.deterministic, compile=settings.compile)
+
+    def settings(self) -> DeviceSettings:
+        return DeviceSettings(name=self.name, deterministic=self.deterministic, compile=self.compile)
 
 
 def device_from_env() -> str:

@@ -32,6 +32,7 @@ from gan_assets.core.training.manifest import RunManifest
 from gan_assets.core.training.report import CHECK_NAMES, CheckOutcome, RunReport
 from gan_assets.core.training.run import RunInputs
 from gan_assets.core.training.trainer_inputs import write_trainer_inputs
+from gan_assets.core.runtime.device import DeviceSettings
 from gan_assets.resources.trainer_k8s import TrainerPod, run_in_pod
 from gan_assets.trainer.pipes_trainer import STATUS_FILE
 
@@ -75,12 +76,13 @@ def launch_from_env() -> TrainerLaunch:
 
 
 def train_elsewhere(context: dg.AssetExecutionContext, launch: TrainerLaunch, config: dict, inputs: RunInputs,
-                    run_dir: Path, device: str) -> tuple[RunManifest, RunReport]:
+                    run_dir: Path, device: DeviceSettings) -> tuple[RunManifest, RunReport]:
     """Run the trainer through Pipes; return the run's manifest and the report rank 0 sent. `config` is the JSON
     record of the config the asset loaded (validated then); the trainer validates it once, in its own process."""
     launch_dir = run_dir / LAUNCH_DIR
     shutil.rmtree(launch_dir, ignore_errors=True)  # statuses of an earlier launch must not speak for this one
-    extras = {"config": config, "run_dir": str(run_dir), "device": device, "launch_dir": str(launch_dir),
+    extras = {"config": config, "run_dir": str(run_dir), "device": device.name, "deterministic": device.deterministic,
+              "compile": device.compile, "launch_dir": str(launch_dir),
               "inputs": str(write_trainer_inputs(inputs, launch_dir / "inputs.npz"))}
     context.log.info(f"training with {launch.ranks} rank(s) ({launch.mode}): {launch.module}")
     try:

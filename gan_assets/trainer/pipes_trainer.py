@@ -6,6 +6,7 @@ The `gan_checkpoints` asset launches it through `PipesSubprocessClient` (torchru
   inputs      path of the run's inputs (.npz, core/training/trainer_inputs.py), which the asset wrote
   run_dir     the run directory, shared with the asset, which reads the manifest from it afterwards
   device      the deployment's torch device (auto, cpu, cuda); under torchrun each rank takes cuda:LOCAL_RANK
+  deterministic, compile   the deployment's other device settings (core/runtime/device.py: DeviceSettings)
   launch_dir  where each rank leaves its status (rank_N.json): its error when it fails, its weights' digest at the end
 Every rank runs `train_run`, the in-process asset's own function (the ranks split each global batch:
 core/training/distributed.py). Rank 0 alone opens Pipes, logs, and reports the materialization (facts and data version)
@@ -23,12 +24,14 @@ import os
 import sys
 import time
 from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from dagster_pipes import PipesContext, PipesDefaultContextLoader, PipesEnvVarParamsLoader, open_dagster_pipes
 
 from gan_assets.core.config import ExperimentConfig
+from gan_assets.core.runtime.device import DeviceSettings
 from gan_assets.core.training.distributed import DataParallel, rank_device
 from gan_assets.core.training.report import CHECK_NAMES, RunReport, run_report
 from gan_assets.core.training.run import train_run
@@ -65,15 +68,21 @@ def report(pipes: PipesContext, result: RunReport, world_size: int) -> None:
                                  severity="ERROR" if name == "finite_weights" else "WARN")
 
 
+def device_settings(extras: dict[str, Any]) -> DeviceSettings:
+    """The launching deployment's device settings, sent in the extras (a pod has no GAN_* variables of its own)."""
+    return DeviceSettings(name=extras.get("device", "auto"), deterministic=extras.get("deterministic", True),
+                          compile=extras.get("compile", "off"))
+
+
 def train_rank(extras: dict[str, Any], parallel: DataParallel | None, log) -> RunReport | None:
     """This rank's share of the run; the report on rank 0 (or a single process), None elsewhere."""
     config = ExperimentConfig.model_validate(extras["config"])
     inputs = read_trainer_inputs(Path(extras["inputs"]))
-    device = extras.get("device", "auto")
+    device = device_settings(extras)
     if parallel is not None:
-        torch_device = rank_device(device, parallel.local_rank)
+        torch_device = rank_device(device.name, parallel.local_rank)
         parallel.start(torch_device)
-        device = str(torch_device)
+        device = replace(device, name=str(torch_device))
     manifest = train_run(config, inputs, Path(extras["run_dir"]), device=device, log=log, parallel=parallel)
     if parallel is not None and not parallel.replicas_identical():
         raise RuntimeError(f"the ranks' weights differ after training (rank {parallel.rank}): gradients were not "

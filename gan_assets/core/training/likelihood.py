@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from gan_assets.core.config import ExperimentConfig, TrainingConfig
 from gan_assets.core.models.families import Family, family_of
-from gan_assets.core.runtime.device import resolve_device
+from gan_assets.core.runtime.device import DeviceSettings, prepare_device, release_device_memory
 from gan_assets.core.runtime.threads import LoadFollower, adapt_to_load
 from gan_assets.core.storage import (
     remove_stale_temps,
@@ -103,18 +103,29 @@ def check_model_finite(state: LikelihoodState, family: Family, stats: dict[str, 
         raise NonFiniteLikelihood(state.step, family.name, "weights")
 
 
-def train_family_run(config: ExperimentConfig, inputs: RunInputs, run_dir: Path, *, device: str = "auto",
-                     log: Callable[[str], None] = print) -> RunManifest:
+def train_family_run(config: ExperimentConfig, inputs: RunInputs, run_dir: Path, *,
+                     device: DeviceSettings | str | None = None, log: Callable[[str], None] = print) -> RunManifest:
     """The run of `model.family`: the GAN's (`training_run.train_run`) or a likelihood family's, same contract."""
     train = train_run if config.model.family == "gan" else train_likelihood_run
     return train(config, inputs, run_dir, device=device, log=log)
 
 
-def train_likelihood_run(config: ExperimentConfig, inputs: RunInputs, run_dir: Path, *, device: str = "auto",
+def train_likelihood_run(config: ExperimentConfig, inputs: RunInputs, run_dir: Path, *,
+                         device: DeviceSettings | str | None = None,
                          log: Callable[[str], None] = print) -> RunManifest:
-    """Train (or resume) a likelihood family's run in `run_dir`; return its final manifest."""
+    """Train (or resume) a likelihood family's run in `run_dir` on `device` (as `train_run` takes it); return its
+    final manifest. A GPU's cached memory is released when the run ends."""
+    torch_device = prepare_device(device)
+    try:
+        return _train_likelihood_on(config, inputs, run_dir, torch_device, log)
+    finally:
+        release_device_memory(torch_device)
+
+
+def _train_likelihood_on(config: ExperimentConfig, inputs: RunInputs, run_dir: Path, torch_device: torch.device,
+                         log: Callable[[str], None]) -> RunManifest:
     adapt_to_load()
-    family, torch_device = family_of(config.model), resolve_device(device)
+    family = family_of(config.model)
     shape = tuple(int(s) for s in inputs.images.shape[1:])
     state = new_likelihood_state(config, shape, torch_device)
     remove_stale_temps(run_dir)

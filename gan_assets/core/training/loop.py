@@ -191,9 +191,9 @@ def d_update(state: GanState, data: TrainingData, config: TrainingConfig,
     real = sample_real(data, config.batch_size, state.rng, state.rows)
     z, y_fake = sample_fake(state, config.batch_size, device)
     state.opt_d.zero_grad(set_to_none=True)
-    with torch.set_grad_enabled(keep_fakes), _autocast(state, device):
-        fake = state.generator(z, y_fake)
-    with _autocast(state, device):
+    with _autocast(state, device):  # one context for the update: G's forward and D's cost
+        with torch.set_grad_enabled(keep_fakes):
+            fake = state.generator(z, y_fake)
         loss, real_logits, _ = _d_loss(state, real, (fake.detach(), y_fake), config)
     loss.backward()
     state.opt_d.step()
@@ -241,7 +241,16 @@ def _set_grads(player: nn.Module, loss: Tensor) -> None:
     """Gradients of `loss` for this player's parameters alone (each player moves only its own θ)."""
     params = [p for p in player.parameters() if p.requires_grad]
     for param, grad in zip(params, torch.autograd.grad(loss, params)):
-        param.grad = grad
+        param.grad = in_layout_of(param, grad)
+
+
+def in_layout_of(param: Tensor, grad: Tensor) -> Tensor:
+    """`grad` with `param`'s strides. `backward()` keeps autograd's rule that a gradient takes its weight's memory
+    layout; `autograd.grad` does not, and a bf16 convolution can return an NCHW gradient for a channels_last
+    weight. CUDA's fused Adam refuses a parameter and gradient of different layouts (the CPU kernel never checks)."""
+    if grad.stride() == param.stride():
+        return grad
+    return torch.empty_strided(param.shape, param.stride(), dtype=grad.dtype, device=grad.device).copy_(grad)
 
 
 STEP_FUNCTIONS = {"alternating": alternating_step, "simultaneous": simultaneous_step}  # training.update

@@ -22,7 +22,7 @@ import torch
 from gan_assets.core.config import ExperimentConfig
 from gan_assets.core.models.gan.networks import build_discriminator, build_generator, dcgan_init_, model_input
 from gan_assets.core.models.gan.norms import uses_reference
-from gan_assets.core.runtime.device import resolve_device
+from gan_assets.core.runtime.device import DeviceSettings, prepare_device, release_device_memory
 from gan_assets.core.runtime.threads import adapt_to_load
 from gan_assets.core.storage import read_parquet, remove_stale_temps, write_parquet_atomic
 from gan_assets.core.training.checkpoints import restore, write_checkpoint
@@ -92,21 +92,40 @@ def _fresh_state(config: ExperimentConfig, inputs: RunInputs, device: torch.devi
 
 
 def _device_data(inputs: RunInputs, device: torch.device) -> TrainingData:
-    images = torch.from_numpy(inputs.images).to(device)
-    if images.ndim == 4:  # stored NHWC, so each minibatch reaches the convs without a layout copy
-        images = images.contiguous(memory_format=torch.channels_last)
-    return TrainingData(images, torch.from_numpy(inputs.labels).long().to(device))
+    """The train split on `device` in one copy. Images are stored NHWC, so each minibatch reaches the convs without
+    a layout copy: the host array is permuted (a view), made contiguous once on the host, and uploaded as is; a
+    `.to(device)` then `.contiguous(channels_last)` would hold two copies on the card."""
+    return TrainingData(device_images(inputs.images, device), torch.from_numpy(inputs.labels).long().to(device))
 
 
-def train_run(config: ExperimentConfig, inputs: RunInputs, run_dir: Path, *, device: str = "auto",
-              log: Callable[[str], None] = print, parallel: DataParallel | None = None) -> RunManifest:
-    """Train (or resume) the run in `run_dir` on `device` (auto, cpu, cuda, cuda:N: the deployment's choice, no
-    part of the config or the run key); return its final manifest. With `parallel` this process is one rank of a
-    data-parallel run (core/training/distributed.py): only rank 0 writes to `run_dir`."""
+def device_images(images, device: torch.device) -> torch.Tensor:
+    """uint8 (N, C, H, W) images on `device` in channels_last (2-D points as they are), one copy on the device."""
+    host = torch.from_numpy(images)
+    if host.ndim == 4:
+        host = host.contiguous(memory_format=torch.channels_last)
+    return host.to(device)
+
+
+def train_run(config: ExperimentConfig, inputs: RunInputs, run_dir: Path, *,
+              device: DeviceSettings | str | None = None, log: Callable[[str], None] = print,
+              parallel: DataParallel | None = None) -> RunManifest:
+    """Train (or resume) the run in `run_dir` on `device` (settings, or a name: auto, cpu, cuda, cuda:N; None: the
+    environment's, GAN_DEVICE. The deployment's choice, no part of the config or the run key); return its final
+    manifest. With `parallel` this process is one rank of a data-parallel run (core/training/distributed.py): only
+    rank 0 writes to `run_dir`. A GPU's cached memory is released when the run ends, however it ends."""
+    settings = DeviceSettings.of(device)
+    torch_device = prepare_device(settings)
+    try:
+        return _train_on(config, inputs, run_dir, torch_device, settings, log, parallel)
+    finally:
+        release_device_memory(torch_device)
+
+
+def _train_on(config: ExperimentConfig, inputs: RunInputs, run_dir: Path, torch_device: torch.device,
+              settings: DeviceSettings, log: Callable[[str], None], parallel: DataParallel | None) -> RunManifest:
     if config.training.fake_label > 0:
         log(FAKE_LABEL_WARNING.format(beta=config.training.fake_label))
     adapt_to_load()  # as many threads as there are CPUs free now
-    torch_device = resolve_device(device)
     state = _fresh_state(config, inputs, torch_device)
     remove_stale_temps(run_dir)  # temp files of writes a killed run left behind
     manifest = RunManifest.read(run_dir) or _new_manifest(config, inputs, torch_device, run_dir)

@@ -10,7 +10,7 @@ from gan_assets.core.config import parse_experiment
 from gan_assets.core.evaluation.loading import load_generator
 from gan_assets.core.training.run import RunInputs, train_run
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+pytestmark = pytest.mark.cuda
 
 
 @pytest.mark.parametrize("precision", ["auto", "fp32"])

@@ -162,8 +162,10 @@ class _LabelAwareDiscriminator(_WithReference):
         if self.embed is not None:
             if y is None:
                 raise ValueError("a conditional discriminator needs class labels y")
-            pooled = phi.flatten(2).sum(dim=2) if phi.ndim > 2 else phi  # sum φ over space, if any
-            out = out + (self.embed(y).to(phi.dtype) * pooled).sum(dim=1)
+            # in fp32 on every device: CUDA's autocast promotes `sum` to fp32 and CPU's does not, so leaving the
+            # choice to autocast would make the same D compute a different logit on each
+            pooled = phi.float().flatten(2).sum(dim=2) if phi.ndim > 2 else phi.float()  # sum φ over space, if any
+            out = out.float() + (self.embed(y).float() * pooled).sum(dim=1)
         return out
 
     def class_logits(self, phi: Tensor) -> Tensor:

@@ -20,6 +20,10 @@ Consequences the tests check:
   companions (or their order); with ``batch`` in train mode it does;
 - the reference batch is never replaced: it is whatever rows the caller puts first, and
   ``reference``/``virtual`` keep no running statistics, so eval mode behaves like train mode.
+
+Under bf16 autocast the reference and virtual statistics and the normalisation are computed in fp32 and the
+result returned in the input's dtype. Autocast would otherwise decide: CUDA's promotes `sum`, `pow` and `rsqrt`
+to fp32 and CPU's does not, so the same network would normalise differently on the two devices.
 """
 
 from __future__ import annotations
@@ -121,10 +125,10 @@ class _ReferenceStatsNorm(nn.Module):
         return x[: self.n_ref], x[self.n_ref :]
 
     def _normalize(self, x: Tensor, mean: Tensor, var: Tensor) -> Tensor:
-        """Affine-normalise `x` with statistics broadcastable to it."""
+        """Affine-normalise `x` with statistics broadcastable to it, in fp32."""
         shape = _channel_shape(x)
-        scale = self.weight.view(shape) * torch.rsqrt(var + self.eps)
-        return (x - mean) * scale + self.bias.view(shape)
+        scale = self.weight.float().view(shape) * torch.rsqrt(var + self.eps)
+        return (x.float() - mean) * scale + self.bias.float().view(shape)
 
 
 class ReferenceBatchNorm(_ReferenceStatsNorm):
@@ -133,7 +137,7 @@ class ReferenceBatchNorm(_ReferenceStatsNorm):
     def forward(self, x: Tensor) -> Tensor:
         ref, _ = self._split(x)
         mean, var = _moments(ref)
-        return self._normalize(x, mean, var)
+        return self._normalize(x, mean, var).to(x.dtype)
 
 
 class VirtualBatchNorm(_ReferenceStatsNorm):
@@ -146,9 +150,9 @@ class VirtualBatchNorm(_ReferenceStatsNorm):
     def forward(self, x: Tensor) -> Tensor:
         ref, mini = self._split(x)
         ref_mean, ref_var = _moments(ref)
-        mean, var = self._union_moments(mini, ref_mean, ref_var)
+        mean, var = self._union_moments(mini.float(), ref_mean, ref_var)
         ref_out = self._normalize(ref, ref_mean, ref_var)
-        return torch.cat([ref_out, self._normalize(mini, mean, var)])
+        return torch.cat([ref_out, self._normalize(mini, mean, var)]).to(x.dtype)
 
     def _union_moments(
         self, mini: Tensor, ref_mean: Tensor, ref_var: Tensor
@@ -177,7 +181,7 @@ def _channel_shape(x: Tensor) -> tuple[int, ...]:
 
 
 def _moments(x: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-channel mean and biased variance over batch and spatial dims, kept broadcastable."""
+    """Per-channel mean and biased variance over batch and spatial dims in fp32, kept broadcastable."""
     dims = (0,) + tuple(range(2, x.dim()))
-    var, mean = torch.var_mean(x, dim=dims, correction=0, keepdim=True)
+    var, mean = torch.var_mean(x.float(), dim=dims, correction=0, keepdim=True)
     return mean, var
