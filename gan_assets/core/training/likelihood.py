@@ -124,7 +124,7 @@ def train_likelihood_run(config: ExperimentConfig, inputs: RunInputs, run_dir: P
 
 def _train_likelihood_on(config: ExperimentConfig, inputs: RunInputs, run_dir: Path, torch_device: torch.device,
                          log: Callable[[str], None]) -> RunManifest:
-    adapt_to_load()
+    adapt_to_load(torch_device.type)
     family = family_of(config.model)
     shape = tuple(int(s) for s in inputs.images.shape[1:])
     state = new_likelihood_state(config, shape, torch_device)

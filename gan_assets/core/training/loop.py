@@ -46,6 +46,7 @@ class GanState:
     # Data parallel (core/training/distributed.py): every rank draws the whole global batch from the same stream and
     # keeps these rows of it. None: all rows, one process.
     rows: slice | None = None
+    compiled: str = "off"  # the torch.compile mode of the players' forwards (`compile_players`)
 
     def players(self) -> dict[str, nn.Module]:
         """The networks a checkpoint saves, by the file each goes to (training/checkpoints.py)."""
@@ -256,6 +257,18 @@ def in_layout_of(param: Tensor, grad: Tensor) -> Tensor:
 STEP_FUNCTIONS = {"alternating": alternating_step, "simultaneous": simultaneous_step}  # training.update
 
 
+def compile_players(state: GanState, mode: str) -> None:
+    """Compile G's forward and D's `features`/`logits` (the methods the costs call) with `torch.compile(mode=mode)`;
+    `reduce-overhead` replays them as CUDA graphs, for the small default step, whose time on a GPU is kernel
+    launches. The modules, their state dicts and checkpoints are unchanged; optimiser steps and the samplers stay
+    eager (their generator-driven draws are what makes a resume exact)."""
+    g, d = state.generator, state.discriminator
+    g.forward = torch.compile(g.forward, mode=mode)
+    d.features = torch.compile(d.features, mode=mode)
+    d.logits = torch.compile(d.logits, mode=mode)
+    state.compiled = mode
+
+
 class NonFiniteTraining(FloatingPointError):
     """A loss or a weight went NaN/inf: training stopped before checkpointing it."""
 
@@ -283,8 +296,11 @@ def _run_steps(state: GanState, data: TrainingData, config: TrainingConfig, call
     step_fn = STEP_FUNCTIONS[config.update]
     report = TrainingReport(0, 0.0)
     window, window_steps = torch.zeros(len(STAT_NAMES), device=data.device), 0
+    graphs = state.compiled == "reduce-overhead"
     while state.step < config.steps and not callbacks.abort():
         follow_load()
+        if graphs:  # a new iteration: CUDA graphs may reuse the previous step's output buffers
+            torch.compiler.cudagraph_mark_step_begin()
         window += step_fn(state, data, config)
         state.step, window_steps = state.step + 1, window_steps + 1
         crash_point("train_step")

@@ -31,6 +31,7 @@ from gan_assets.core.training.loop import (
     GanState,
     TrainingCallbacks,
     TrainingData,
+    compile_players,
     new_state,
     resolve_precision,
     train,
@@ -125,7 +126,7 @@ def _train_on(config: ExperimentConfig, inputs: RunInputs, run_dir: Path, torch_
               settings: DeviceSettings, log: Callable[[str], None], parallel: DataParallel | None) -> RunManifest:
     if config.training.fake_label > 0:
         log(FAKE_LABEL_WARNING.format(beta=config.training.fake_label))
-    adapt_to_load()  # as many threads as there are CPUs free now
+    adapt_to_load(torch_device.type)  # as many threads as there are CPUs free now (fixed once on a GPU)
     state = _fresh_state(config, inputs, torch_device)
     remove_stale_temps(run_dir)  # temp files of writes a killed run left behind
     manifest = RunManifest.read(run_dir) or _new_manifest(config, inputs, torch_device, run_dir)
@@ -134,6 +135,8 @@ def _train_on(config: ExperimentConfig, inputs: RunInputs, run_dir: Path, torch_
         log(f"resuming from step {state.step} in {run_dir}")
     history = read_history(run_dir, state.step)
     data = _device_data(inputs, torch_device)
+    if settings.compile != "off":
+        compile_players(state, settings.compile)
 
     def on_checkpoint(s: GanState) -> None:
         nonlocal manifest

@@ -87,3 +87,28 @@ def test_the_projection_term_is_summed_in_fp32_under_autocast():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         head = d.head(phi).flatten().float()
     torch.testing.assert_close(logits, head + projection)
+
+
+def test_a_compiled_step_trains_like_the_eager_one(tmp_path, monkeypatch):
+    """GAN_COMPILE compiles the players' forwards (reduce-overhead: CUDA graphs on a GPU) and leaves what a run
+    computes alone. Inductor's code generation takes most of a minute on two cores, so the compiler runs with its
+    eager backend here: what is checked is the plumbing (which methods, the step marks, checkpoints unchanged)."""
+    from gan_assets.core.runtime.device import DeviceSettings
+    from gan_assets.core.training import loop
+    from tests.core.training.test_training import run
+
+    real_compile, compiled = torch.compile, []
+
+    def eager_backend(fn, mode=None):
+        compiled.append((getattr(fn, "__name__", fn), mode))
+        return real_compile(fn, backend="aot_eager")
+
+    monkeypatch.setattr(loop.torch, "compile", eager_backend)
+    monkeypatch.setenv("GAN_COMPILE", "reduce-overhead")
+    graphed = run(tiny_config(), tmp_path / "graphed")
+    assert compiled == [("forward", "reduce-overhead"), ("features", "reduce-overhead"), ("logits", "reduce-overhead")]
+    monkeypatch.setenv("GAN_COMPILE", "off")
+    eager = run(tiny_config(), tmp_path / "eager")
+    torch.testing.assert_close(torch.tensor(graphed.history_frame()[["loss_d", "loss_g"]].to_numpy()),
+                               torch.tensor(eager.history_frame()[["loss_d", "loss_g"]].to_numpy()), rtol=1e-4, atol=1e-5)
+    assert DeviceSettings.from_env().compile == "off"
