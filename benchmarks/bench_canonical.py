@@ -3,6 +3,7 @@
 Run:  OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_canonical.py [--config all] [--device auto]
       [--rounds N] [--window-seconds S] [--threads T]
       OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_canonical.py --busy [--busy-seconds 10]
+      GAN_DETERMINISTIC=0 GAN_COMPILE=reduce-overhead … --device cuda: ours with autotuned kernels and CUDA graphs
 
 Three contenders train the same networks (gan_assets' DCGAN G and D, DCGAN init) on the same random
 uint8 images, with the same batch size and the same number of steps per timed window:
@@ -56,10 +57,11 @@ from torchvision import transforms  # noqa: E402
 from gan_assets.core.config import ExperimentConfig, load_experiment, parse_experiment  # noqa: E402
 from gan_assets.core.models.gan.networks import build_discriminator, build_generator, dcgan_init_  # noqa: E402
 from gan_assets.core.runtime import threads as thread_helpers  # noqa: E402
-from gan_assets.core.runtime.device import resolve_device
-from gan_assets.core.training.loop import TrainingCallbacks, train
+from gan_assets.core.runtime.device import DeviceSettings, prepare_device  # noqa: E402
+from gan_assets.core.training.loop import TrainingCallbacks, compile_players, train  # noqa: E402
 from gan_assets.core.training.run import RunInputs, _device_data, _fresh_state  # noqa: E402
 
+SETTINGS = DeviceSettings("cpu")  # main() sets the run's: device, deterministic kernels, compile mode
 DEFAULT_EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "digits-dcgan.yaml"
 NUM_IMAGES = 4096  # random uint8 images every contender trains on
 NUM_CLASSES = 10  # labels arange(N) % 10 (the networks are unconditional: only D's constructor sees it)
@@ -265,6 +267,8 @@ class Ours:
         self.state = _fresh_state(config, inputs, device)
         self.data = _device_data(inputs, device)
         self.training = config.training
+        if SETTINGS.compile != "off":  # GAN_COMPILE, as train_run applies it
+            compile_players(self.state, SETTINGS.compile)
 
     def run(self, steps: int) -> None:
         # train() runs from state.step to `steps`; no checkpoint inside a window (log_every stays the experiment's)
@@ -486,6 +490,7 @@ def bench_config(bench: BenchConfig, device: torch.device) -> dict:
         "flops_per_image": round(flops_per_image), "flops_per_image_counted": round(counted_flops_per_image),
         "canonical_flops_per_image": round(example_flops_per_image(g_cost, d_cost)),
         "precision": precision, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
+        "deterministic": SETTINGS.deterministic, "compile": SETTINGS.compile,
         "log_every": config.training.log_every, "window_steps": round_steps,
         "windows": {name: [round(v, 1) for v in values] for name, values in windows.items()},
     }
@@ -699,7 +704,9 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    device = resolve_device(args.device)
+    global SETTINGS
+    SETTINGS = DeviceSettings.from_env(name=args.device)  # GAN_DETERMINISTIC and GAN_COMPILE as a deployment sets them
+    device = prepare_device(SETTINGS)
     if args.worker:
         run_worker(args, device)
     elif args.busy:

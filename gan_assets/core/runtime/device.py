@@ -119,6 +119,9 @@ def release_device_memory(device: torch.device) -> None:
     pool lets start) finds the card empty; nothing to do on a CPU."""
     if device.type == "cuda":
         gc.collect()  # tensors held only by reference cycles (closures over the training state) go first
+        clear_workspaces = getattr(torch._C, "_cuda_clearCublasWorkspaces", None)  # cuBLAS keeps one per stream
+        if clear_workspaces is not None:
+            clear_workspaces()
         torch.cuda.empty_cache()
 
 
