@@ -79,6 +79,11 @@ def test_gan_checkpoints_asks_for_the_intended_trainer_pod(tmp_path, cluster):
     assert extras["run_dir"].startswith(str(tmp_path / "store" / "experiments" / "tiny" / "runs"))
     assert extras["inputs"] == extras["run_dir"] + "/launch/inputs.npz" and extras["device"] == "auto"
     assert extras["config"]["training"]["batch_size"] == TINY_EXPERIMENT["training"]["batch_size"]
+    # the deployment's other device settings travel with it, and the trainer reads them back
+    from gan_assets.core.runtime.device import DeviceSettings
+    from gan_assets.trainer.pipes_trainer import device_settings
+
+    assert device_settings(extras) == DeviceSettings("auto", deterministic=True, compile="off")
 
 
 def test_a_cpu_pod_requests_cpu_and_memory_and_no_gpu():
