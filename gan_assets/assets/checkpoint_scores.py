@@ -11,6 +11,7 @@ from gan_assets.assets.experiment_config import config_deps, config_metadata, ex
 from gan_assets.core.data.images import Examples
 from gan_assets.core.data.reference import ReferenceBatch
 from gan_assets.core.evaluation.classifier import Classifier
+from gan_assets.core.evaluation.devices import released
 from gan_assets.core.evaluation.loading import load_generator
 from gan_assets.core.evaluation.sampling_speed import measure_sampling
 from gan_assets.core.evaluation.scoring import REAL_FLOOR, best_row, frame_hash, real_floor_row, score_checkpoints
@@ -18,9 +19,11 @@ from gan_assets.core.gallery.plots import render_score_curves_png
 from gan_assets.core.models.families import family_of
 from gan_assets.core.models.gan.networks import model_input
 from gan_assets.core.png import markdown_png
+from gan_assets.core.runtime.device import prepare_device
 from gan_assets.core.training.guards import mode_collapse, regression
 from gan_assets.core.training.manifest import RunManifest
 from gan_assets.resources.store import ExperimentStore
+from gan_assets.resources.torch_device import TorchDevice
 from gan_assets.resources.ui_images import served_image
 
 CHECKS = [
@@ -34,21 +37,25 @@ CHECKS = [
 @dg.asset(partitions_def=experiments_partitions, deps=config_deps("evaluation", "seed"),
           code_version="2", group_name="gan", kinds={"parquet"},  # 2: the model family and its sampling figures
           check_specs=CHECKS)
-def checkpoint_scores(context: dg.AssetExecutionContext, store: ExperimentStore, gan_checkpoints: RunManifest,
-                      evaluator: Classifier, dataset: Examples, reference_batch: ReferenceBatch):
-    """Scores the checkpoints its upstream manifest names, in the evaluator's features."""
+def checkpoint_scores(context: dg.AssetExecutionContext, store: ExperimentStore, torch_device: TorchDevice,
+                      gan_checkpoints: RunManifest, evaluator: Classifier, dataset: Examples,
+                      reference_batch: ReferenceBatch):
+    """Scores the checkpoints its upstream manifest names, in the evaluator's features, on the deployment's device."""
     config = load_config(context, store, dataset)
     evaluation = config.evaluation
-    scores = score_checkpoints(gan_checkpoints, classifier=evaluator, data=dataset, evaluation=evaluation,
-                               reference=reference_batch, seed=config.seed)
-    best = best_row(scores, evaluation.best_metric, evaluation.best_direction)
+    with released(prepare_device(torch_device.settings())) as device:
+        scores = score_checkpoints(gan_checkpoints, classifier=evaluator, data=dataset, evaluation=evaluation,
+                                   reference=reference_batch, seed=config.seed, device=device)
+        best = best_row(scores, evaluation.best_metric, evaluation.best_direction)
+        figures = family_figures(gan_checkpoints, best["name"], dataset, reference_batch, evaluation.sampling,
+                                 config.seed, device)
     floor = real_floor_row(scores)
     metric_columns = [c for c in scores.columns if c not in ("name", "step")]
-    figures = family_figures(gan_checkpoints, best["name"], dataset, reference_batch, evaluation.sampling, config.seed)
     previous = previous_best(context, evaluation.best_metric)  # read before this materialization lands
     yield dg.Output(scores, data_version=dg.DataVersion(frame_hash(scores)), metadata={
         "best_checkpoint": best["name"],
         "sampling": evaluation.sampling,
+        "device": str(device),  # where the samples were drawn and scored, and the sampling speed measured
         "feature_extractor": "the evaluator's penultimate layer (not comparable to published Inception FID)",
         **({"inception_extractor": f"torchvision inception_v3 pool3, weights sha256 {evaluation.inception.sha256}"}
            if evaluation.inception.weights else {}),
@@ -65,11 +72,12 @@ def checkpoint_scores(context: dg.AssetExecutionContext, store: ExperimentStore,
 
 
 def family_figures(manifest: RunManifest, best: str, dataset: Examples, reference_batch: ReferenceBatch, sampling: str,
-                   seed: int) -> dict:
-    """The model family, whether its bits/dim are a bound, and the best checkpoint's sampling speed and sharpness,
-    measured alike for every family (`core/evaluation/sampling_speed.py`): metadata, not scores (timings vary run to run)."""
+                   seed: int, device: torch.device) -> dict:
+    """The model family, whether its bits/dim are a bound, and the best checkpoint's sampling speed (on `device`) and
+    sharpness, measured alike for every family (`core/evaluation/sampling_speed.py`): metadata, not scores (timings
+    vary run to run)."""
     entry = next(e for e in manifest.checkpoints if e.name == best)
-    generator = load_generator(manifest, entry, sampling, *reference_batch.tensors())
+    generator = load_generator(manifest, entry, sampling, *reference_batch.tensors(), device=device)
     held_out = model_input(torch.from_numpy(dataset.subset("held_out").examples))
     measured = measure_sampling(generator, held_out, seed=seed).as_dict() if held_out.ndim == 4 else {}
     family = manifest.model.family

@@ -9,12 +9,15 @@ from gan_assets.assets.experiment_config import config_deps, config_metadata, ex
 from gan_assets.core.data.images import Examples
 from gan_assets.core.data.reference import ReferenceBatch
 from gan_assets.core.evaluation.classifier import Classifier
+from gan_assets.core.evaluation.devices import released
 from gan_assets.core.evaluation.scoring import best_row
 from gan_assets.core.gallery.grids import render_gallery
 from gan_assets.core.gallery.page import score_chart_png, write_gallery_html
 from gan_assets.core.png import markdown_image, png_bytes
+from gan_assets.core.runtime.device import prepare_device
 from gan_assets.core.training.manifest import RunManifest
 from gan_assets.resources.store import ExperimentStore
+from gan_assets.resources.torch_device import TorchDevice
 from gan_assets.resources.ui_images import served_image
 
 DESCRIPTION = """The best checkpoint's grid, the progress strip (one row per checkpoint, labelled by step) and the
@@ -28,25 +31,26 @@ whose path is the `gallery_html` metadata entry (and the `gallery_html` key of `
 # evaluation: the best metric and the sampling mode; seed: the views' extra z
 @dg.asset(partitions_def=experiments_partitions, deps=config_deps("gallery", "evaluation", "seed"),
           code_version="2", group_name="gan", kinds={"png", "html"}, description=DESCRIPTION)
-def sample_gallery(context: dg.AssetExecutionContext, store: ExperimentStore, gan_checkpoints: RunManifest,
-                   reference_batch: ReferenceBatch, checkpoint_scores: pd.DataFrame, evaluator: Classifier,
-                   dataset: Examples) -> dg.Output[dict]:
+def sample_gallery(context: dg.AssetExecutionContext, store: ExperimentStore, torch_device: TorchDevice,
+                   gan_checkpoints: RunManifest, reference_batch: ReferenceBatch, checkpoint_scores: pd.DataFrame,
+                   evaluator: Classifier, dataset: Examples) -> dg.Output[dict]:
     config = load_config(context, store, dataset)
     reference = reference_batch
     out_dir = gan_checkpoints.run_dir / "gallery"
-    gallery = render_gallery(gan_checkpoints, reference=reference, grid_size=config.gallery.grid_size,
-                             sampling=config.evaluation.sampling, out_dir=out_dir)
     best = str(best_row(checkpoint_scores, config.evaluation.best_metric, config.evaluation.best_direction)["name"])
     score_chart = score_chart_png(checkpoint_scores)
-    page = write_gallery_html(out_dir / "index.html", title=context.partition_key, manifest=gan_checkpoints,
-                              gallery=gallery, scores=checkpoint_scores, score_chart=score_chart, best=best,
-                              reference=reference,
-                              sampling=config.evaluation.sampling, classifier=evaluator, data=dataset,
-                              config=config.gallery, seed=config.seed)
+    with released(prepare_device(torch_device.settings())) as device:
+        gallery = render_gallery(gan_checkpoints, reference=reference, grid_size=config.gallery.grid_size,
+                                 sampling=config.evaluation.sampling, out_dir=out_dir, device=device)
+        page = write_gallery_html(out_dir / "index.html", title=context.partition_key, manifest=gan_checkpoints,
+                                  gallery=gallery, scores=checkpoint_scores, score_chart=score_chart, best=best,
+                                  reference=reference, sampling=config.evaluation.sampling, classifier=evaluator,
+                                  data=dataset, config=config.gallery, seed=config.seed, device=device)
     manifest = gallery.manifest(best) | {"html": str(page)}
     return dg.Output(manifest, data_version=dg.DataVersion(gallery.sha256), metadata={
         "best_checkpoint": best,
         "sampling": config.evaluation.sampling,
+        "device": str(device),  # where the samples were drawn
         **inline_images(context, gallery, best, score_chart),
         "gallery_html": dg.MetadataValue.path(str(page)),
         "best_grid": dg.MetadataValue.path(manifest["best"]),

@@ -13,7 +13,14 @@ import os
 import dagster as dg
 from pydantic import field_validator
 
-from gan_assets.core.runtime.device import COMPILE_MODES, DEVICE_SETTING, DeviceSettings, check_device_name
+from gan_assets.core.runtime.device import (
+    COMPILE_MODES,
+    COMPILE_SETTING,
+    DETERMINISM_SETTING,
+    DEVICE_SETTING,
+    DeviceSettings,
+    check_device_name,
+)
 
 
 class TorchDevice(dg.ConfigurableResource):
@@ -39,8 +46,9 @@ class TorchDevice(dg.ConfigurableResource):
     @classmethod
     def from_env(cls, name: str | None = None) -> TorchDevice:
         """The environment's settings (`name`, when given, instead of GAN_DEVICE)."""
-        settings = DeviceSettings.from_env(name=name)
-        return cls(name=settings.name, deterministic=settings.deterministic, compile=settings.compile)
+        # raw values: the resource's own validation names a bad one (pydantic reads 1/0/true/false as a bool)
+        return cls(name=name or device_from_env(), deterministic=os.environ.get(DETERMINISM_SETTING) or True,
+                   compile=os.environ.get(COMPILE_SETTING) or "off")
 
     def settings(self) -> DeviceSettings:
         return DeviceSettings(name=self.name, deterministic=self.deterministic, compile=self.compile)

@@ -39,6 +39,9 @@ def store(tmp_path_factory, storage_root) -> ExperimentStore:
     return ExperimentStore(experiments_dir=str(experiments), storage_root=str(storage_root))
 
 
+CPU_DEVICE = TorchDevice(name="cpu")
+
+
 def meta(output, key):
     """A metadata entry's plain value (direct invocation keeps them wrapped)."""
     value = output.metadata[key]
@@ -54,9 +57,9 @@ def upstream(store):
     """dataset → reference_batch → evaluator → gan_checkpoints, invoked in order (shared by the tests)."""
     data = dataset(context(), store=store)
     reference = reference_batch(context(), store=store, dataset=decode_table(data.value))
-    model_output, check = list(evaluator(context(), store=store, dataset=decode_table(data.value)))
+    model_output, check = list(evaluator(context(), store=store, torch_device=CPU_DEVICE, dataset=decode_table(data.value)))
     checkpoints, *training_checks = gan_checkpoints(context(), config=TrainingRun(), store=store,
-                                                    torch_device=TorchDevice(name="cpu"), trainer_launch=TrainerLaunch(),
+                                                    torch_device=CPU_DEVICE, trainer_launch=TrainerLaunch(),
                                                     dataset=decode_table(data.value),
                                                     reference_batch=reference_from_table(reference.value))
     assert {c.check_name: c.passed for c in training_checks} == {"finite_weights": True, "d_domination": True}
@@ -89,6 +92,7 @@ def test_evaluator_reports_accuracy_and_its_check(upstream):
     _, _, model_output, check, _ = upstream
     accuracy = meta(model_output, "held_out_accuracy")
     assert 0.1 < accuracy <= 1.0  # one epoch in the tiny config; the real job is held to 95%
+    assert meta(model_output, "device") == "cpu"  # the torch_device resource's
     assert check.check_name == "accuracy_at_least_95"
     assert check.passed == (accuracy >= 0.95)
 
@@ -127,7 +131,8 @@ def test_gan_checkpoints_materializes_on_the_torch_device_resource(experiments_d
 
 def test_scores_and_gallery_assets(upstream, store):
     data, reference, model_output, _, checkpoints = upstream
-    scores, collapse, regression = checkpoint_scores(context(), store=store, gan_checkpoints=checkpoints.value,
+    scores, collapse, regression = checkpoint_scores(context(), store=store, torch_device=CPU_DEVICE,
+                                                     gan_checkpoints=checkpoints.value,
                                                      evaluator=model_output.value, dataset=decode_table(data.value),
                                                      reference_batch=reference_from_table(reference.value))
     assert collapse.check_name == "mode_collapse" and regression.check_name == "no_regression"
@@ -144,8 +149,9 @@ def test_scores_and_gallery_assets(upstream, store):
     assert table_meta.records[0].data["fd"] == pytest.approx(table["fd"][0], rel=5e-4)
     assert meta(scores, "score_curves").startswith("![scores over training](data:image/png;base64,")
     assert meta(scores, "real_floor_fd") < meta(scores, "best_fd")  # 20 steps is far from real
+    assert meta(scores, "device") == "cpu"
 
-    gallery = sample_gallery(context(), store=store, gan_checkpoints=checkpoints.value,
+    gallery = sample_gallery(context(), store=store, torch_device=CPU_DEVICE, gan_checkpoints=checkpoints.value,
                              reference_batch=reference_from_table(reference.value), checkpoint_scores=table,
                              evaluator=model_output.value, dataset=decode_table(data.value))
     manifest = gallery.value
@@ -158,3 +164,4 @@ def test_scores_and_gallery_assets(upstream, store):
     assert Image.open(manifest["progress"]).size[1] == 2 + 2 * (32 + 2)  # one row per checkpoint
     assert meta(gallery, "grid").startswith("![samples")
     assert meta(gallery, "gallery_html") == manifest["html"] and Path(manifest["html"]).is_file()
+    assert meta(gallery, "device") == "cpu"

@@ -3,6 +3,7 @@
 Its penultimate features are the space every distance metric is measured in, and its class
 probabilities give class coverage and the class histogram. Features from a classifier trained on
 the data itself need no download, at the price of not being comparable to published Inception FID.
+It trains and embeds on a given device (devices.py's rule) and always leaves on the CPU, where it is stored.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gan_assets.core.config import EvaluatorConfig
+from gan_assets.core.evaluation.devices import CPU, module_device, placed
 from gan_assets.core.models.footprint import BYTES_PER_PARAMETER
 from gan_assets.core.models.gan.networks import model_input
 from gan_assets.core.runtime.memory import check_fits_memory
@@ -83,38 +85,43 @@ def check_classifier_fits_memory(shape: tuple[int, ...], num_classes: int, confi
 
 
 def train_classifier(images: np.ndarray, labels: np.ndarray, num_classes: int, config: EvaluatorConfig,
-                     seed: int) -> Classifier:
-    """Train on uint8 images or float32 points (`images` holds either kind)."""
+                     seed: int, device: torch.device = CPU) -> Classifier:
+    """Train on uint8 images or float32 points (`images` holds either kind) on `device`; the model is returned
+    on the CPU."""
     adapt_to_load()  # as many threads as there are CPUs free now
-    torch.manual_seed(seed)  # weight init
-    rng = torch.Generator().manual_seed(seed)
-    model = classifier_for(images, num_classes, config.feature_dim)
+    torch.manual_seed(seed)  # weight init, on the CPU: the same initial weights on every device
+    rng = torch.Generator().manual_seed(seed)  # order and shifts, drawn on the CPU for the same reason
+    model = classifier_for(images, num_classes, config.feature_dim).to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
-    x, y = model_input(torch.from_numpy(images)), torch.from_numpy(labels)
+    x, y = model_input(torch.from_numpy(images)).to(device), torch.from_numpy(labels).to(device)
     model.train()
     for _ in range(config.epochs):
         for index in torch.randperm(len(x), generator=rng).split(config.batch_size):
             if len(index) < 2:
                 continue  # batch norm needs two examples
+            index = index.to(device)
             loss = F.cross_entropy(model(_augment(x[index], rng)), y[index])
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
-    return model.eval()
+    return model.cpu().eval()
 
 
 @torch.no_grad()
 def embed(model: Classifier, images: Tensor, batch_size: int = 512) -> tuple[Tensor, Tensor]:
-    """(features, class probabilities) of float images in [-1, 1] (or 2-D points), in eval mode, in batches."""
+    """(features, class probabilities) of float images in [-1, 1] (or 2-D points), in eval mode, in batches:
+    computed where the model's weights are, returned on the images' device."""
     model.eval()
+    device = module_device(model)
     feats, probs = [], []
     for batch in images.split(batch_size):
-        f = model.features(batch)
-        feats.append(f)
-        probs.append(torch.softmax(model.head(f), dim=1))
+        f = model.features(batch.to(device))
+        feats.append(f.to(images.device))
+        probs.append(torch.softmax(model.head(f), dim=1).to(images.device))
     return torch.cat(feats), torch.cat(probs)
 
 
-def accuracy(model: Classifier, images: np.ndarray, labels: np.ndarray) -> float:
-    _, probs = embed(model, model_input(torch.from_numpy(images)))
+def accuracy(model: Classifier, images: np.ndarray, labels: np.ndarray, device: torch.device = CPU) -> float:
+    """Share of `images` whose predicted class is their label, predicted on `device`."""
+    _, probs = embed(placed(model, device), model_input(torch.from_numpy(images)))
     return float((probs.argmax(1).numpy() == labels).mean())

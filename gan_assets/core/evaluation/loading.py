@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from gan_assets.core.evaluation.devices import CPU
 from gan_assets.core.evaluation.sampling import for_sampling
 from gan_assets.core.models.families import Sampler, family_of
 from gan_assets.core.models.gan.networks import Generator, MLPGenerator, build_generator
@@ -16,19 +17,22 @@ from gan_assets.core.training.manifest import CheckpointEntry, RunManifest
 
 
 def load_generator(manifest: RunManifest, entry: CheckpointEntry, sampling: str = "eval",
-                   reference_z: torch.Tensor | None = None,
-                   reference_labels: torch.Tensor | None = None) -> Generator | MLPGenerator | Sampler:
-    """The checkpoint's generator, verified, rebuilt from `manifest` and set up for `sampling`; for another family,
-    its model behind the generator's sampling interface (`Sampler`: no batch norm, so `sampling` changes nothing)."""
+                   reference_z: torch.Tensor | None = None, reference_labels: torch.Tensor | None = None,
+                   device: torch.device = CPU) -> Generator | MLPGenerator | Sampler:
+    """The checkpoint's generator, verified, rebuilt from `manifest`, set up for `sampling` and moved to `device`;
+    for another family, its model behind the generator's sampling interface (`Sampler`: no batch norm, so
+    `sampling` changes nothing)."""
     if manifest.model.family != "gan":
-        return Sampler(family_of(manifest.model), load_model(manifest, entry))
+        return Sampler(family_of(manifest.model), load_model(manifest, entry, device))
     generator = build_generator(manifest.model, manifest.shape, manifest.num_classes)
     load_weights(generator, manifest.verified_path(entry, "generator"))
-    return for_sampling(generator.eval(), sampling, reference_z, reference_labels)
+    # set up on the CPU, where the weights were read: reference statistics are the same whatever the device
+    return for_sampling(generator.eval(), sampling, reference_z, reference_labels).to(device)
 
 
-def load_model(manifest: RunManifest, entry: CheckpointEntry) -> torch.nn.Module:
-    """A likelihood family's model at `entry`, verified, in eval mode (what scores test log-likelihood)."""
+def load_model(manifest: RunManifest, entry: CheckpointEntry, device: torch.device = CPU) -> torch.nn.Module:
+    """A likelihood family's model at `entry`, verified, on `device`, in eval mode (what scores test
+    log-likelihood)."""
     model = family_of(manifest.model).build(manifest.model, manifest.shape)
     load_weights(model, manifest.verified_path(entry, "generator"))
-    return model.eval()
+    return model.to(device).eval()

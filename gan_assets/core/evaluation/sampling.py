@@ -6,16 +6,19 @@ galleries depend on the choice, so it is explicit (`evaluation.sampling`) and re
 - `train`: each generated batch's own statistics (samples of one batch depend on each other, §4.3);
 - `reference`: the statistics of the fixed reference z, computed once (reference BN at sampling time).
 A G built with reference or virtual BN already normalises with its reference batch in every mode.
+G runs where its weights are; z is drawn by the caller (on the CPU) and moved there chunk by chunk (devices.py).
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 
 import torch
 from torch import Tensor, nn
 
 from gan_assets.core.config import SAMPLING_MODES
+from gan_assets.core.evaluation.devices import module_device
 from gan_assets.core.models.gan.networks import Generator
 
 
@@ -31,7 +34,8 @@ def for_sampling(generator: Generator, mode: str, reference_z: Tensor | None = N
     if mode == "reference":
         if reference_z is None:
             raise ValueError("sampling mode 'reference' needs the reference z")
-        _set_statistics_from(g, reference_z, class_labels(g, len(reference_z), reference_labels))
+        device, y = module_device(g), class_labels(g, len(reference_z), reference_labels)
+        _set_statistics_from(g, reference_z.to(device), None if y is None else y.to(device))
     return g.eval()
 
 
@@ -55,18 +59,34 @@ def _set_statistics_from(g: Generator, z: Tensor, y: Tensor | None) -> None:
 
 
 def class_labels(g: Generator, n: int, given: Tensor | None = None, per_row: int | None = None) -> Tensor | None:
-    """Labels for a conditional G: `given`, else classes in turn (one class per row of `per_row`)."""
+    """Labels for a conditional G: `given`, else classes in turn (one class per row of `per_row`), made on G's
+    device (the labels meet its weights there)."""
     if not g.conditional:
         return None
     if given is not None:
         return given.long()
-    index = torch.arange(n)
+    index = torch.arange(n, device=module_device(g))
     return (index // per_row if per_row else index) % g.num_classes
 
 
+def generated_chunks(generator: Generator, z: Tensor, y: Tensor | None = None,
+                     batch_size: int = 500) -> Iterator[Tensor]:
+    """Images for `z`, `batch_size` at a time, on G's device (each chunk of z and y is moved there): a caller that
+    drops one chunk before asking for the next holds one chunk of images at a time. A `train`-mode G
+    normalises each chunk with its own statistics."""
+    device = module_device(generator)
+    for i, zc in enumerate(z.split(batch_size)):
+        yc = None if y is None else y[i * batch_size:(i + 1) * batch_size].to(device)
+        # Yielded straight from the call: a local (or torch.no_grad wrapping this generator, which keeps the
+        # last value it passed on) would hold the previous chunk while G draws the next.
+        yield _draw(generator, zc.to(device), yc)
+
+
 @torch.no_grad()
+def _draw(generator: Generator, z: Tensor, y: Tensor | None) -> Tensor:
+    return generator(z, y)
+
+
 def generate(generator: Generator, z: Tensor, y: Tensor | None = None, batch_size: int = 500) -> Tensor:
-    """Images for `z` in chunks (a `train`-mode G normalises each chunk with its own statistics)."""
-    chunks = [generator(zc, None if y is None else y[i * batch_size:(i + 1) * batch_size])
-              for i, zc in enumerate(z.split(batch_size))]
-    return torch.cat(chunks)
+    """Images for `z` in chunks (`generated_chunks`), returned on z's device."""
+    return torch.cat([images.to(z.device) for images in generated_chunks(generator, z, y, batch_size)])

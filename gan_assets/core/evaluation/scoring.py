@@ -5,26 +5,30 @@ number is read beside what real data scores. Only the checkpoints a manifest nam
 with a likelihood also scores the held-out split's `bits_per_dim` (the real floor has none).
 2-D mixtures are scored the same way on their coordinates (no pixels, so no pixel metrics), and always
 with PacGAN's mode metrics against the mixture's known centres (`metrics.scored_metrics`).
+Everything runs on one device (devices.py): samples are drawn and embedded there a chunk at a time, and only
+their features, probabilities and (for a pixel metric) pixels are kept; the numbers that leave are floats.
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Callable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
 
-from gan_assets.core.config import EvaluationConfig
+from gan_assets.core.config import PIXEL_METRICS, EvaluationConfig
 from gan_assets.core.data.images import ImageSet, PointSet
 from gan_assets.core.data.reference import ReferenceBatch
 from gan_assets.core.data.sources.mixtures import modes_of
 from gan_assets.core.evaluation.classifier import Classifier, embed
+from gan_assets.core.evaluation.devices import CPU, module_device, placed
 from gan_assets.core.evaluation.loading import load_generator, load_model
 from gan_assets.core.evaluation.metrics import Evidence, MetricContext, compute_metrics, median_nearest_distance, scored_metrics
-from gan_assets.core.evaluation.metrics.inception import inception_fd, load_inception
-from gan_assets.core.evaluation.sampling import class_labels, generate
+from gan_assets.core.evaluation.metrics.inception import InceptionExtractor, load_inception, pool_fd
+from gan_assets.core.evaluation.sampling import class_labels, generated_chunks
 from gan_assets.core.models.families import family_of
 from gan_assets.core.models.gan.networks import Generator, model_input
 from gan_assets.core.runtime.faults import crash_point
@@ -35,30 +39,36 @@ REAL_FLOOR = "real_floor"  # the score row of held-out real data: every number i
 
 # Scores use their own z stream, apart from training's and the gallery's reference z.
 SCORING_SEED_OFFSET = 7919
+SCORING_CHUNK = 500  # samples generated and embedded at a time: one chunk of images is held, not num_samples
 LIKELIHOOD_BATCH = 256  # held-out images per likelihood pass
 
 
-def evidence_of(classifier: Classifier, images: torch.Tensor) -> Evidence:
-    """Float images in [-1, 1] → what the metrics see (features, class probabilities, pixels in [0, 1]);
-    (N, 2) points → features, probabilities and the coordinates themselves."""
+def evidence_of(classifier: Classifier, images: torch.Tensor, pixels: bool = True) -> Evidence:
+    """Float images in [-1, 1] → what the metrics see (features, class probabilities, pixels in [0, 1] unless
+    `pixels` is false); (N, 2) points → features, probabilities and the coordinates themselves. On the images'
+    device."""
     features, probs = embed(classifier, images)
     if images.ndim == 2:
         return Evidence(features.double(), probs.double(), points=images.double())
-    return Evidence(features.double(), probs.double(), pixels=images.flatten(1).add(1).div(2).double())
+    return Evidence(features.double(), probs.double(),
+                    pixels=images.flatten(1).add(1).div(2).double() if pixels else None)
 
 
-def scoring_samples(generator: Generator, num_samples: int, seed: int) -> torch.Tensor:
-    """`num_samples` images from a fixed z stream; a conditional G cycles through the classes."""
+def scoring_chunks(generator: Generator, num_samples: int, seed: int) -> Iterator[torch.Tensor]:
+    """`num_samples` images from a fixed z stream, SCORING_CHUNK at a time on G's device; a conditional G cycles
+    through the classes. z is drawn on the CPU, so every device scores the same z."""
     z = torch.randn(num_samples, generator.z_dim, generator=torch.Generator().manual_seed(seed))
-    return generate(generator, z, class_labels(generator, num_samples))
+    return generated_chunks(generator, z, class_labels(generator, num_samples), SCORING_CHUNK)
 
 
 def real_context(classifier: Classifier, data: ImageSet | PointSet,
                  seed: int) -> tuple[Evidence, Evidence, MetricContext]:
-    """Evidence of the train and held-out splits, and the context every metric shares."""
+    """Evidence of the train and held-out splits, on the classifier's device, and the context every metric
+    shares."""
     train, held_out = data.subset("train"), data.subset("held_out")
-    train_ev = evidence_of(classifier, model_input(torch.from_numpy(train.examples)))
-    held_ev = evidence_of(classifier, model_input(torch.from_numpy(held_out.examples)))
+    device = module_device(classifier)
+    train_ev = evidence_of(classifier, model_input(torch.from_numpy(train.examples)).to(device))
+    held_ev = evidence_of(classifier, model_input(torch.from_numpy(held_out.examples)).to(device))
     prior = torch.bincount(torch.from_numpy(train.labels), minlength=len(data.class_names)).double()
     if isinstance(data, PointSet):  # the mixture's true modes, not estimates from the samples
         centers, std = modes_of(data)
@@ -70,21 +80,24 @@ def real_context(classifier: Classifier, data: ImageSet | PointSet,
 
 
 def score_checkpoints(manifest: RunManifest, *, classifier: Classifier, data: ImageSet | PointSet,
-                      evaluation: EvaluationConfig, reference: ReferenceBatch, seed: int) -> pd.DataFrame:
+                      evaluation: EvaluationConfig, reference: ReferenceBatch, seed: int,
+                      device: torch.device = CPU) -> pd.DataFrame:
     """Every metric of `evaluation.metrics` (as `scored_metrics` adapts them to the data) for each checkpoint
-    the manifest names, then the real floor."""
+    the manifest names, then the real floor; the networks and metrics run on `device`."""
     adapt_to_load()  # as many threads as there are CPUs free now
+    classifier = placed(classifier, device)
     train_ev, held_ev, ctx = real_context(classifier, data, seed)
     metrics, rows = scored_metrics(evaluation.metrics, isinstance(data, PointSet)), []
-    inception = inception_scorer(evaluation, data)
+    pixels = any(name in PIXEL_METRICS for name in metrics)
+    inception = inception_scorer(evaluation, data, device)
     for entry in manifest.checkpoints:
         crash_point("score_checkpoint")
-        generator = load_generator(manifest, entry, evaluation.sampling, *reference.tensors())
-        images = scoring_samples(generator, evaluation.num_samples, seed + SCORING_SEED_OFFSET)
-        rows.append({"name": entry.name, "step": entry.step,
-                     **compute_metrics(metrics, evidence_of(classifier, images), train_ev, ctx), **inception(images),
-                     **held_out_likelihood(manifest, entry, data, seed)})
-    held_out = model_input(torch.from_numpy(data.subset("held_out").examples))
+        generator = load_generator(manifest, entry, evaluation.sampling, *reference.tensors(), device=device)
+        samples, pool = sample_evidence(classifier, scoring_chunks(generator, evaluation.num_samples,
+                                                                   seed + SCORING_SEED_OFFSET), pixels, inception)
+        rows.append({"name": entry.name, "step": entry.step, **compute_metrics(metrics, samples, train_ev, ctx),
+                     **inception.scores(pool), **held_out_likelihood(manifest, entry, data, seed, device)})
+    held_out = model_input(torch.from_numpy(data.subset("held_out").examples)).to(device)
     rows.append({"name": REAL_FLOOR, "step": None, **compute_metrics(metrics, held_ev, train_ev, ctx),
                  **inception(held_out)})
     frame = pd.DataFrame(rows)
@@ -92,26 +105,60 @@ def score_checkpoints(manifest: RunManifest, *, classifier: Classifier, data: Im
     return frame
 
 
+def sample_evidence(classifier: Classifier, chunks: Iterable[torch.Tensor], pixels: bool,
+                    inception: InceptionScorer) -> tuple[Evidence, torch.Tensor | None]:
+    """The evidence of generated samples (and their Inception features, when scored), embedded chunk by chunk
+    as they are drawn: only what the metrics read is kept, never all the images."""
+    parts, pools = [], []
+    for images in chunks:
+        parts.append(evidence_of(classifier, images, pixels))
+        pools.append(inception.features(images))
+        del images  # before the next chunk is drawn: one chunk of images at a time
+    return Evidence.cat(parts), None if inception.extractor is None else torch.cat(pools)
+
+
 def held_out_likelihood(manifest: RunManifest, entry: CheckpointEntry, data: ImageSet | PointSet,
-                        seed: int) -> dict[str, float]:
+                        seed: int, device: torch.device = CPU) -> dict[str, float]:
     """{"bits_per_dim": mean over the held-out split} for a family that scores log-likelihood (exact for the FVBN
-    and Real NVP, the ELBO bound for the VAE); nothing for the GAN, which has none."""
+    and Real NVP, the ELBO bound for the VAE); nothing for the GAN, which has none. Computed on `device`."""
     if manifest.model.family == "gan":
         return {}
-    family, model = family_of(manifest.model), load_model(manifest, entry)
-    rng = torch.Generator().manual_seed(seed + SCORING_SEED_OFFSET)  # the VAE's z and Real NVP's dequantisation
+    family, model = family_of(manifest.model), load_model(manifest, entry, device)
+    # the VAE's z and Real NVP's dequantisation: the families draw them on the images' device, so from its stream
+    rng = torch.Generator(device=device).manual_seed(seed + SCORING_SEED_OFFSET)
     images = torch.from_numpy(data.subset("held_out").examples)
-    return {"bits_per_dim": float(torch.cat([family.bits_per_dim(model, chunk, rng)
+    return {"bits_per_dim": float(torch.cat([family.bits_per_dim(model, chunk.to(device), rng)
                                              for chunk in images.split(LIKELIHOOD_BATCH)]).mean())}
 
 
-def inception_scorer(evaluation: EvaluationConfig, data: ImageSet | PointSet) -> Callable[[torch.Tensor], dict]:
-    """`fd_inception` against the train split when a checked local Inception file is configured, else nothing."""
+@dataclass(frozen=True, eq=False)  # eq=False: tensors have no truth value, so no __eq__
+class InceptionScorer:
+    """`fd_inception` against the train split's pool features; without an extractor, scores nothing."""
+
+    extractor: InceptionExtractor | None = None
+    real: torch.Tensor | None = None  # the train split's pool features
+
+    def features(self, images: torch.Tensor) -> torch.Tensor | None:
+        return None if self.extractor is None else self.extractor.features(images)
+
+    def scores(self, features: torch.Tensor | None) -> dict[str, float]:
+        if features is None:
+            return {}
+        return {"fd_inception": pool_fd(features, self.real)}
+
+    def __call__(self, images: torch.Tensor) -> dict[str, float]:
+        return self.scores(self.features(images))
+
+
+def inception_scorer(evaluation: EvaluationConfig, data: ImageSet | PointSet,
+                     device: torch.device = CPU) -> InceptionScorer:
+    """Inception on `device`, against the train split, when a checked local Inception file is configured; else a
+    scorer of nothing."""
     if evaluation.inception.weights is None or isinstance(data, PointSet):
-        return lambda images: {}
-    extractor = load_inception(evaluation.inception.weights, evaluation.inception.sha256)
-    real = extractor.features(model_input(torch.from_numpy(data.subset("train").examples)))
-    return lambda images: {"fd_inception": inception_fd(extractor, images, real)}
+        return InceptionScorer()
+    extractor = load_inception(evaluation.inception.weights, evaluation.inception.sha256, device)
+    real = extractor.features(model_input(torch.from_numpy(data.subset("train").examples)).to(device))
+    return InceptionScorer(extractor, real)
 
 
 def best_row(scores: pd.DataFrame, metric: str, direction: str) -> pd.Series:

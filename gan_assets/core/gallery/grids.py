@@ -3,6 +3,7 @@
 Every grid is drawn from the reference batch's z, so image i of every checkpoint comes from the
 same latent point and progress is comparable image for image. A 2-D mixture's "grid" is a scatter of
 G(z) for every reference z over the mode centres, and its progress strip a row of those scatters.
+G runs on the given device; z are fixed on the CPU and the samples come back there to be drawn.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 
 from gan_assets.core.data.reference import ReferenceBatch
+from gan_assets.core.evaluation.devices import CPU
 from gan_assets.core.evaluation.loading import load_generator
 from gan_assets.core.evaluation.sampling import class_labels, generate
 from gan_assets.core.gallery.plots import render_labelled_rows, render_scatter_panels
@@ -42,18 +44,18 @@ class Gallery:
 
 @torch.no_grad()
 def render_gallery(manifest: RunManifest, *, reference: ReferenceBatch, grid_size: int, sampling: str,
-                   out_dir: Path) -> Gallery:
-    """Write one grid PNG per checkpoint and `progress.png` into `out_dir`.
+                   out_dir: Path, device: torch.device = CPU) -> Gallery:
+    """Write one grid PNG per checkpoint and `progress.png` into `out_dir`, sampling on `device`.
 
     A conditional G draws one class per row, so the grid doubles as the per-class view.
     """
     remove_stale_temps(out_dir)  # temps of PNG writes a killed run left
     if manifest.is_points:
-        return render_scatter_gallery(manifest, reference=reference, sampling=sampling, out_dir=out_dir)
+        return render_scatter_gallery(manifest, reference=reference, sampling=sampling, out_dir=out_dir, device=device)
     digest, grids, arrays, strip_rows = hashlib.sha256(), {}, {}, []
     for entry in manifest.checkpoints:
         crash_point("gallery_checkpoint")
-        generator = load_generator(manifest, entry, sampling, *reference.tensors())
+        generator = load_generator(manifest, entry, sampling, *reference.tensors(), device=device)
         z = grid_z(generator, reference, grid_size**2)
         images = generate(generator, z, class_labels(generator, len(z), per_row=grid_size))
         grid = grid_array(images, nrow=grid_size)
@@ -79,7 +81,7 @@ def grid_z(generator: torch.nn.Module, reference: ReferenceBatch, n: int) -> tor
 
 @torch.no_grad()
 def render_scatter_gallery(manifest: RunManifest, *, reference: ReferenceBatch, sampling: str,
-                           out_dir: Path) -> Gallery:
+                           out_dir: Path, device: torch.device = CPU) -> Gallery:
     """2-D mixtures: a scatter PNG per checkpoint and `progress.png`, a row of them, into `out_dir`.
 
     All reference z are drawn (a scatter needs hundreds of points, a grid only grid_size²); the data version
@@ -90,7 +92,7 @@ def render_scatter_gallery(manifest: RunManifest, *, reference: ReferenceBatch, 
     std = manifest.modes.std if manifest.modes else None
     digest, paths, arrays, panels = hashlib.sha256(), {}, {}, {}
     for entry in manifest.checkpoints:
-        generator = load_generator(manifest, entry, sampling, *reference.tensors())
+        generator = load_generator(manifest, entry, sampling, *reference.tensors(), device=device)
         points = generate(generator, z, class_labels(generator, len(z))).numpy()
         name = entry.name
         arrays[name] = render_scatter_panels([points], centers, [name], std=std)

@@ -13,8 +13,9 @@ from gan_assets.core.config import GalleryConfig
 from gan_assets.core.data.images import ImageSet, PointSet
 from gan_assets.core.data.reference import ReferenceBatch
 from gan_assets.core.evaluation.classifier import Classifier
+from gan_assets.core.evaluation.devices import CPU, placed
 from gan_assets.core.evaluation.loading import load_generator
-from gan_assets.core.evaluation.sampling import SAMPLING_MODES, generate
+from gan_assets.core.evaluation.sampling import SAMPLING_MODES, class_labels, generate
 from gan_assets.core.evaluation.scoring import REAL_FLOOR
 from gan_assets.core.gallery.grids import Gallery
 from gan_assets.core.gallery.html import Figure, Section, write_page
@@ -68,9 +69,11 @@ def overview_sections(manifest: RunManifest, gallery: Gallery, scores: pd.DataFr
 
 def image_view_sections(manifest: RunManifest, best: str, *, reference: ReferenceBatch, sampling: str,
                         classifier: Classifier, data: ImageSet, config: GalleryConfig, seed: int,
-                        nn_ratio: float | None) -> list[Section]:
+                        nn_ratio: float | None, device: torch.device = CPU) -> list[Section]:
+    """The views of the best checkpoint, its G and the evaluator run on `device`."""
     entry = next(e for e in manifest.checkpoints if e.name == best)
-    generator = load_generator(manifest, entry, sampling, *reference.tensors())
+    generator = load_generator(manifest, entry, sampling, *reference.tensors(), device=device)
+    classifier = placed(classifier, device)
     seed = seed + GALLERY_SEED_OFFSET
     sections = [class_section(class_rows(generator, classifier=classifier, class_names=data.class_names,
                                          per_class=config.per_class, seed=seed), generator.conditional)]
@@ -82,13 +85,13 @@ def image_view_sections(manifest: RunManifest, best: str, *, reference: Referenc
                                 figures=[Figure(image, name, width=DISPLAY_WIDTH) for name, image in paths.items()]))
     if config.neighbour_samples:
         samples = generate(generator, seeded_z(config.neighbour_samples, generator.z_dim, seed + 1),
-                           None if not generator.conditional else
-                           torch.arange(config.neighbour_samples) % generator.num_classes)
+                           class_labels(generator, config.neighbour_samples))
         found = nearest_neighbours(samples, data.subset("train").examples, classifier=classifier,
                                    k=config.neighbours, seed=seed)
         sections.append(neighbour_section(found, nn_ratio))
     if config.batch_dependence_targets and manifest.model.family == "gan":  # the other families have no batch norm
-        generators = {mode: load_generator(manifest, entry, mode, *reference.tensors()) for mode in SAMPLING_MODES}
+        generators = {mode: load_generator(manifest, entry, mode, *reference.tensors(), device=device)
+                      for mode in SAMPLING_MODES}
         sections.append(batch_section(batch_dependence(generators, targets=config.batch_dependence_targets, seed=seed)))
     return sections
 
@@ -137,8 +140,10 @@ def point_sections(gallery: Gallery, best: str) -> list[Section]:
 def write_gallery_html(path: Path, *, title: str, manifest: RunManifest, gallery: Gallery, scores: pd.DataFrame,
                        score_chart: bytes,
                        best: str, reference: ReferenceBatch, sampling: str, classifier: Classifier,
-                       data: ImageSet | PointSet, config: GalleryConfig, seed: int) -> Path:
-    """Write the page; everything it shows is drawn from fixed z and seeds, so a rerun draws the same page."""
+                       data: ImageSet | PointSet, config: GalleryConfig, seed: int,
+                       device: torch.device = CPU) -> Path:
+    """Write the page, its samples drawn on `device`; everything it shows is drawn from fixed z and seeds, so a
+    rerun draws the same page."""
     sections = overview_sections(manifest, gallery, scores, best, score_chart)
     if isinstance(data, PointSet):
         sections[1:1] = point_sections(gallery, best)
@@ -147,7 +152,7 @@ def write_gallery_html(path: Path, *, title: str, manifest: RunManifest, gallery
         nn_ratio = float(best_scores["nn_ratio"]) if "nn_ratio" in scores and pd.notna(best_scores["nn_ratio"]) else None
         sections[2:2] = image_view_sections(manifest, best, reference=reference, sampling=sampling,
                                             classifier=classifier, data=data, config=config, seed=seed,
-                                            nn_ratio=nn_ratio)
+                                            nn_ratio=nn_ratio, device=device)
     summary = (f"{len(manifest.checkpoints)} checkpoints of {manifest.run_dir.name}, sampled in {sampling!r} "
                f"batch-norm mode. Every image is embedded in this file.")
     if manifest.model.family != "gan":

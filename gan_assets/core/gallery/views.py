@@ -9,6 +9,7 @@
   different minibatches, under train-mode, eval-mode and reference batch norm.
 
 Every function takes what it draws from explicitly (z, seeds), so a view is the same image every time.
+The networks run where their weights are; z is drawn on the CPU and what is shown comes back there.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import torch
 from torch import Tensor
 
 from gan_assets.core.evaluation.classifier import Classifier, embed
-from gan_assets.core.evaluation.sampling import generate
+from gan_assets.core.evaluation.devices import module_device
+from gan_assets.core.evaluation.sampling import class_labels, generate
 from gan_assets.core.models.gan.networks import Generator, model_input
 from gan_assets.core.png import grid_array
 
@@ -130,9 +132,9 @@ def batch_dependence(generators: dict[str, Generator], *, targets: int, seed: in
                 "B": torch.cat([z, seeded_z(BATCH_CONTEXT, any_g.z_dim, seed + 2)])}
     views = []
     for mode, generator in generators.items():
-        labels = (lambda n: torch.arange(n) % generator.num_classes) if generator.conditional else (lambda n: None)
         # one forward per context: the minibatch is the unit batch norm normalises over
-        images = {name: generator(batch, labels(len(batch)))[:targets] for name, batch in contexts.items()}
+        images = {name: generator(batch.to(module_device(generator)), class_labels(generator, len(batch)))[:targets]
+                  for name, batch in contexts.items()}
         grey = {name: (x.clamp(-1, 1) + 1) * 127.5 for name, x in images.items()}
         differences = {f"{a} vs {b}": float((grey[a] - grey[b]).abs().mean())
                        for a, b in (("alone", "A"), ("alone", "B"), ("A", "B"))}

@@ -6,8 +6,9 @@ matmul failed three calls deep (shape asserts at boundaries).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import copy
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields, replace
 
 import torch
 
@@ -35,6 +36,16 @@ class Evidence:
     @property
     def n(self) -> int:
         return self.features.shape[0]
+
+    def to(self, device: torch.device) -> Evidence:
+        """This evidence with every tensor on `device`."""
+        return replace(self, **_tensors_on(self, device))
+
+    @staticmethod
+    def cat(parts: Sequence[Evidence]) -> Evidence:
+        """One evidence of the rows of `parts`, in order (chunks embedded one at a time)."""
+        columns = {f.name: [getattr(p, f.name) for p in parts] for f in fields(Evidence)}
+        return Evidence(**{name: None if ts[0] is None else torch.cat(ts) for name, ts in columns.items()})
 
 
 def _rows(t: torch.Tensor, name: str) -> int:
@@ -73,6 +84,20 @@ class MetricContext:
             raise ValueError(f"mode_std must be positive, got {self.mode_std}")
         if self.heldout_nn_distance is not None and not self.heldout_nn_distance > 0:
             raise ValueError("heldout_nn_distance must be positive (held-out images duplicating train?)")
+
+    def to(self, device: torch.device) -> MetricContext:
+        """This context with every tensor (class_prior, mode_centers) on `device`. Moving changes no value, so the
+        checks above are not run again: they read values, which a meta or fake tensor used in tests has not."""
+        moved = copy.copy(self)
+        for name, tensor in _tensors_on(self, device).items():
+            object.__setattr__(moved, name, tensor)  # frozen: set as the dataclass itself does
+        return moved
+
+
+def _tensors_on(instance: object, device: torch.device) -> dict[str, torch.Tensor]:
+    """Every tensor field of a dataclass instance, moved to `device` (fields added later follow by themselves)."""
+    return {f.name: value.to(device) for f in fields(instance)
+            if isinstance(value := getattr(instance, f.name), torch.Tensor)}
 
 
 # (samples, real, ctx) -> named numbers; one metric may return several columns.

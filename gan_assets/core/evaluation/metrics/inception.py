@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gan_assets.core.config import ConfigError
+from gan_assets.core.evaluation.devices import CPU, module_device
 from gan_assets.core.storage import file_sha256
 
 from .distances import frechet_distance_from_stats, gaussian_stats
@@ -38,9 +39,12 @@ class InceptionExtractor:
 
     @torch.no_grad()
     def features(self, images: Tensor, batch_size: int = 64) -> Tensor:
-        """Images in [-1, 1], grey or RGB, any size → (n, 2048) pool features."""
+        """Images in [-1, 1], grey or RGB, any size → (n, 2048) pool features, computed where the model's weights
+        are and returned on the images' device."""
         self.model.eval()
-        return torch.cat([self.model(_to_inception_input(chunk)) for chunk in images.split(batch_size)]).double()
+        device = module_device(self.model)
+        return torch.cat([self.model(_to_inception_input(chunk.to(device))).to(images.device)
+                          for chunk in images.split(batch_size)]).double()
 
 
 def _to_inception_input(images: Tensor) -> Tensor:
@@ -48,7 +52,7 @@ def _to_inception_input(images: Tensor) -> Tensor:
     if x.shape[1] == 1:
         x = x.expand(-1, 3, -1, -1)
     x = F.interpolate(x, size=(INPUT_SIDE, INPUT_SIDE), mode="bilinear", align_corners=False)
-    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    mean, std = (torch.tensor(v, device=x.device).view(1, 3, 1, 1) for v in (IMAGENET_MEAN, IMAGENET_STD))
     return (x - mean) / std
 
 
@@ -61,8 +65,8 @@ def check_inception_file(weights: str | Path) -> Path:
     return path
 
 
-def load_inception(weights: str | Path, expected_sha256: str) -> InceptionExtractor:
-    """The extractor from a local file whose sha256 must equal `expected_sha256`."""
+def load_inception(weights: str | Path, expected_sha256: str, device: torch.device = CPU) -> InceptionExtractor:
+    """The extractor, on `device`, from a local file whose sha256 must equal `expected_sha256`."""
     path = check_inception_file(weights)
     actual = file_sha256(path)
     if actual != expected_sha256.lower():
@@ -73,7 +77,7 @@ def load_inception(weights: str | Path, expected_sha256: str) -> InceptionExtrac
     model.fc = nn.Identity()  # pool3 features, not ImageNet logits
     state = _read_state(path)
     model.load_state_dict({k: v for k, v in state.items() if not k.startswith(("AuxLogits.", "fc."))})
-    return InceptionExtractor(model.eval(), actual)
+    return InceptionExtractor(model.to(device).eval(), actual)
 
 
 def _read_state(path: Path) -> dict[str, Tensor]:
@@ -86,6 +90,11 @@ def _read_state(path: Path) -> dict[str, Tensor]:
 
 def inception_fd(extractor: InceptionExtractor, samples: Tensor, real_features: Tensor) -> float:
     """FID of `samples` (images in [-1, 1]) against precomputed real pool features."""
-    mu1, s1 = gaussian_stats(extractor.features(samples))
+    return pool_fd(extractor.features(samples), real_features)
+
+
+def pool_fd(features: Tensor, real_features: Tensor) -> float:
+    """FID of pool features (samples embedded chunk by chunk, say) against the real ones."""
+    mu1, s1 = gaussian_stats(features)
     mu2, s2 = gaussian_stats(real_features)
     return float(frechet_distance_from_stats(mu1, s1, mu2, s2))

@@ -12,6 +12,7 @@ from gan_assets.core.evaluation.metrics import (
     compute_metrics,
     median_nearest_distance,
     metric_columns,
+    ring_centers,
 )
 
 COLUMNS = {
@@ -81,14 +82,63 @@ def test_evidence_and_context_check_shapes_at_the_boundary():
         MetricContext(class_prior=torch.ones(1), coverage_threshold=0.0)
 
 
+def _points(n: int, seed: int) -> Evidence:
+    """Evidence of 2-D points near the 8 modes of a ring (radius 2), for the mode metrics."""
+    gen = torch.Generator().manual_seed(seed)
+    points = ring_centers(8, 2.0)[torch.randint(0, 8, (n,), generator=gen)] + 0.02 * torch.randn(n, 2, generator=gen)
+    return Evidence(features=points.double(), probs=torch.randn(n, 8, generator=gen).softmax(dim=1), points=points)
+
+
+def test_every_metric_sees_the_real_evidence_and_the_context_on_the_samples_device(monkeypatch):
+    """compute_metrics places the real side and the context's tensors once, on the samples' device (meta here, the
+    one device besides the CPU that a CPU-only machine has): no metric can meet two devices."""
+    samples, real = _evidence(20, 1).to(torch.device("meta")), _evidence(30, 2)
+    ctx = MetricContext(class_prior=torch.full((5,), 0.2), mode_centers=ring_centers(8, 2.0), mode_std=0.02)
+    seen = {}
+
+    def spy(name):
+        def metric(s: Evidence, r: Evidence, c: MetricContext) -> dict[str, float]:
+            tensors = [s.features, s.probs, s.pixels, r.features, r.probs, r.pixels, c.class_prior, c.mode_centers]
+            seen[name] = {t.device.type for t in tensors}
+            return dict.fromkeys(COLUMNS[name], 0.0)
+        return metric
+
+    for name in METRICS:
+        monkeypatch.setitem(METRICS, name, spy(name))
+    compute_metrics(list(METRICS), samples, real, ctx)
+    assert seen == {name: {"meta"} for name in COLUMNS}
+    # not vacuous: the caller's real evidence and context stayed on the CPU; the metrics saw moved copies
+    assert real.features.device.type == ctx.class_prior.device.type == ctx.mode_centers.device.type == "cpu"
+
+
+def test_evidence_and_context_move_every_tensor_and_keep_the_rest():
+    real = _points(10, 0)
+    ctx = MetricContext(class_prior=torch.full((8,), 1 / 8), seed=3, mode_centers=ring_centers(8, 2.0), mode_std=0.02)
+    moved, meta = real.to(torch.device("meta")), ctx.to(torch.device("meta"))
+    assert {t.device.type for t in (moved.features, moved.probs, moved.points)} == {"meta"} and moved.pixels is None
+    assert meta.class_prior.is_meta and meta.mode_centers.is_meta and (meta.seed, meta.mode_std) == (3, 0.02)
+    assert Evidence.cat([real, real]).points.shape == (20, 2) and Evidence.cat([real]).pixels is None
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_tensors_give_the_cpu_numbers():
+    """Samples and real evidence on CUDA, the context (class prior, mode centres) left on the CPU, as scoring builds
+    it: every metric, class_kl and the mode metrics included, gives the CPU's numbers."""
     samples, real = _evidence(300, 1), _evidence(400, 2)
     ctx = _ctx(real)
-
-    def to_cuda(e: Evidence) -> Evidence:
-        return Evidence(features=e.features.cuda(), probs=e.probs.cuda(), pixels=e.pixels.cuda())
+    assert ctx.class_prior.device.type == "cpu"
+    cuda = torch.device("cuda")
 
     cpu = compute_metrics(DEFAULT_IMAGE_METRICS, samples, real, ctx)
-    gpu = compute_metrics(DEFAULT_IMAGE_METRICS, to_cuda(samples), to_cuda(real), ctx)
+    gpu = compute_metrics(DEFAULT_IMAGE_METRICS, samples.to(cuda), real.to(cuda), ctx)
     assert gpu == pytest.approx(cpu, rel=1e-4, abs=1e-6)
+    assert compute_metrics(["class_kl"], samples.to(cuda), real, ctx) == pytest.approx(
+        compute_metrics(["class_kl"], samples, real, ctx), abs=1e-9)  # the real side left on the CPU, too
+
+    points, real_points = _points(500, 3), _points(500, 4)
+    point_ctx = MetricContext(class_prior=torch.full((8,), 1 / 8), mode_centers=ring_centers(8, 2.0), mode_std=0.02)
+    assert point_ctx.mode_centers.device.type == "cpu"
+    names = ["modes", "class_kl", "fd"]
+    cpu = compute_metrics(names, points, real_points, point_ctx)
+    gpu = compute_metrics(names, points.to(cuda), real_points.to(cuda), point_ctx)
+    assert cpu["modes"] == 8 and gpu == pytest.approx(cpu, rel=1e-4, abs=1e-6)
