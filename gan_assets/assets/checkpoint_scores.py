@@ -12,7 +12,7 @@ from gan_assets.core.data.images import Examples
 from gan_assets.core.data.reference import ReferenceBatch
 from gan_assets.core.evaluation.classifier import Classifier
 from gan_assets.core.evaluation.devices import released
-from gan_assets.core.evaluation.loading import load_generator
+from gan_assets.core.evaluation.loading import load_generator, sampled_weights
 from gan_assets.core.evaluation.sampling_speed import measure_sampling
 from gan_assets.core.evaluation.scoring import REAL_FLOOR, best_row, frame_hash, real_floor_row, score_checkpoints
 from gan_assets.core.gallery.plots import render_score_curves_png
@@ -48,13 +48,14 @@ def checkpoint_scores(context: dg.AssetExecutionContext, store: ExperimentStore,
                                    reference=reference_batch, seed=config.seed, device=device)
         best = best_row(scores, evaluation.best_metric, evaluation.best_direction)
         figures = family_figures(gan_checkpoints, best["name"], dataset, reference_batch, evaluation.sampling,
-                                 config.seed, device)
+                                 config.seed, device, evaluation.generator)
     floor = real_floor_row(scores)
     metric_columns = [c for c in scores.columns if c not in ("name", "step")]
     previous = previous_best(context, evaluation.best_metric)  # read before this materialization lands
     yield dg.Output(scores, data_version=dg.DataVersion(frame_hash(scores)), metadata={
         "best_checkpoint": best["name"],
         "sampling": evaluation.sampling,
+        "generator": sampled_weights(gan_checkpoints, evaluation.generator),  # G's moving average, or G itself
         "device": str(device),  # where the samples were drawn and scored, and the sampling speed measured
         "feature_extractor": "the evaluator's penultimate layer (not comparable to published Inception FID)",
         **({"inception_extractor": f"torchvision inception_v3 pool3, weights sha256 {evaluation.inception.sha256}"}
@@ -72,12 +73,12 @@ def checkpoint_scores(context: dg.AssetExecutionContext, store: ExperimentStore,
 
 
 def family_figures(manifest: RunManifest, best: str, dataset: Examples, reference_batch: ReferenceBatch, sampling: str,
-                   seed: int, device: torch.device) -> dict:
+                   seed: int, device: torch.device, weights: str = "ema") -> dict:
     """The model family, whether its bits/dim are a bound, and the best checkpoint's sampling speed (on `device`) and
     sharpness, measured alike for every family (`core/evaluation/sampling_speed.py`): metadata, not scores (timings
     vary run to run)."""
     entry = next(e for e in manifest.checkpoints if e.name == best)
-    generator = load_generator(manifest, entry, sampling, *reference_batch.tensors(), device=device)
+    generator = load_generator(manifest, entry, sampling, *reference_batch.tensors(), device=device, weights=weights)
     held_out = model_input(torch.from_numpy(dataset.subset("held_out").examples))
     measured = measure_sampling(generator, held_out, seed=seed).as_dict() if held_out.ndim == 4 else {}
     family = manifest.model.family

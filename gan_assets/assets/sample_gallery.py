@@ -10,6 +10,7 @@ from gan_assets.core.data.images import Examples
 from gan_assets.core.data.reference import ReferenceBatch
 from gan_assets.core.evaluation.classifier import Classifier
 from gan_assets.core.evaluation.devices import released
+from gan_assets.core.evaluation.loading import sampled_weights
 from gan_assets.core.evaluation.scoring import best_row
 from gan_assets.core.gallery.grids import render_gallery
 from gan_assets.core.gallery.page import score_chart_png, write_gallery_html
@@ -41,15 +42,18 @@ def sample_gallery(context: dg.AssetExecutionContext, store: ExperimentStore, to
     score_chart = score_chart_png(checkpoint_scores)
     with released(prepare_device(torch_device.settings())) as device:
         gallery = render_gallery(gan_checkpoints, reference=reference, grid_size=config.gallery.grid_size,
-                                 sampling=config.evaluation.sampling, out_dir=out_dir, device=device)
+                                 sampling=config.evaluation.sampling, out_dir=out_dir, device=device,
+                                 weights=config.evaluation.generator)
         page = write_gallery_html(out_dir / "index.html", title=context.partition_key, manifest=gan_checkpoints,
                                   gallery=gallery, scores=checkpoint_scores, score_chart=score_chart, best=best,
                                   reference=reference, sampling=config.evaluation.sampling, classifier=evaluator,
-                                  data=dataset, config=config.gallery, seed=config.seed, device=device)
+                                  data=dataset, config=config.gallery, seed=config.seed, device=device,
+                                  weights=config.evaluation.generator)
     manifest = gallery.manifest(best) | {"html": str(page)}
     return dg.Output(manifest, data_version=dg.DataVersion(gallery.sha256), metadata={
         "best_checkpoint": best,
         "sampling": config.evaluation.sampling,
+        "generator": sampled_weights(gan_checkpoints, config.evaluation.generator),  # G's moving average, or G
         "device": str(device),  # where the samples were drawn
         **inline_images(context, gallery, best, score_chart),
         "gallery_html": dg.MetadataValue.path(str(page)),

@@ -32,6 +32,8 @@ from pydantic_core import PydanticCustomError
 # The names each registry implements. The schema is the bottom of the house (it imports no other project module),
 # so the registries import these names and tests/core/test_config.py ties each list to its registry's keys.
 GENERATOR_LOSSES = ("minimax", "non_saturating", "maximum_likelihood")  # models/gan/losses.py, §3.2.3
+GAMES = (*GENERATOR_LOSSES, "hinge")  # training.generator_loss: the tutorial's three, and the hinge game beyond it
+AUGMENTATIONS = ("translation", "cutout", "color")  # training/augment.py: DiffAugment's policies (Zhao et al. 2020)
 NORM_KINDS = ("batch", "reference", "virtual", "none")  # models/gan/norms.py, §3.3 / §4.3
 UPDATE_RULES = ("alternating", "simultaneous")  # training/loop.py STEP_FUNCTIONS, §3.1
 SAMPLING_MODES = ("eval", "train", "reference")  # evaluation/sampling.py
@@ -53,7 +55,8 @@ DEFAULT_IMAGE_METRICS = (
 DEFAULT_POINT_METRICS = ("modes",)  # 2-D mixtures: always scored there (PacGAN's protocol), nowhere else
 PIXEL_METRICS = ("nn_ratio",)  # measured in pixels: 2-D points have none, so they are skipped there
 
-GeneratorLoss = Literal[GENERATOR_LOSSES]  # type: ignore[valid-type]
+GeneratorLoss = Literal[GAMES]  # type: ignore[valid-type]
+Augmentation = Literal[AUGMENTATIONS]  # type: ignore[valid-type]
 NormKind = Literal[NORM_KINDS]  # type: ignore[valid-type]
 UpdateRule = Literal[UPDATE_RULES]  # type: ignore[valid-type]
 SamplingMode = Literal[SAMPLING_MODES]  # type: ignore[valid-type]
@@ -194,9 +197,21 @@ class RealNvpConfig(Section):
 
 # Model fields only the GAN reads: another family refuses a value other than the default, naming the field.
 GAN_MODEL_FIELDS = ("z_dim", "g_width", "d_width", "g_depth", "d_depth", "norm", "conditional",
-                    "auxiliary_classifier", "label_dim")
+                    "auxiliary_classifier", "label_dim", "spectral_norm", "pack")
 GAN_TRAINING_FIELDS = ("generator_loss", "label_smoothing", "fake_label", "d_steps", "update", "optimizer",
-                       "classifier_weight", "lr_g", "lr_d", "beta1", "beta2")
+                       "classifier_weight", "lr_g", "lr_d", "beta1", "beta2", "ema_decay", "augment", "ada_target",
+                       "r1_gamma", "r1_every")
+# Options beyond the tutorial: a section dumps (and so hashes, in run keys and observed versions) without them while
+# they keep their defaults, so adding one never makes an existing experiment stale.
+BEYOND_TUTORIAL = {"model": ("spectral_norm", "pack"),
+                   "training": ("ema_decay", "augment", "ada_target", "r1_gamma", "r1_every"),
+                   "evaluation": ("generator",)}
+
+
+def _without_default_options(section: BaseModel, payload: dict[str, Any], name: str) -> dict[str, Any]:
+    fields = type(section).model_fields
+    return {k: v for k, v in payload.items()
+            if not (k in BEYOND_TUTORIAL[name] and getattr(section, k) == fields[k].default)}
 
 
 class ModelConfig(Section):
@@ -213,6 +228,9 @@ class ModelConfig(Section):
     conditional: bool = False  # §4.1: G and D both see the class (G: embedding joined to z; D: projection)
     auxiliary_classifier: bool = False  # §4.1: D also predicts the class (the AC-GAN form)
     label_dim: int = Field(16, gt=0, le=MAX_WIDTH)  # size of G's class embedding when conditional
+    # Beyond the tutorial (docs/quality.md measures each):
+    spectral_norm: bool = False  # D's weights divided by their largest singular value (Miyato et al. 2018)
+    pack: int = Field(1, ge=1, le=16)  # PacGAN (Lin et al. 2018): D judges `pack` samples together; 1: one at a time
     vae: VaeConfig = VaeConfig()
     fvbn: FvbnConfig = FvbnConfig()
     real_nvp: RealNvpConfig = RealNvpConfig()
@@ -237,7 +255,8 @@ class ModelConfig(Section):
         # in its run key and its observed version) exactly as before families existed.
         payload = handler(self)
         unused = [name for name in LIKELIHOOD_FAMILIES if name != self.family]
-        return {k: v for k, v in payload.items() if k not in unused and not (k == "family" and v == "gan")}
+        payload = {k: v for k, v in payload.items() if k not in unused and not (k == "family" and v == "gan")}
+        return _without_default_options(self, payload, "model")
 
 
 class TrainingConfig(Section):
@@ -259,6 +278,29 @@ class TrainingConfig(Section):
     # auto = bf16 autocast (fp32 costs and weights) where the device has bf16 units (CUDA, AVX-512 BF16/AMX CPUs)
     # and the players are convolutional; fp32 elsewhere. `make bench` measures both; FD is within seed noise.
     precision: Literal["auto", "bf16", "fp32"] = "auto"
+    # Beyond the tutorial, each off by default (docs/quality.md measures each):
+    ema_decay: float = Field(0.0, ge=0.0, lt=1.0)  # G_ema, a moving average of G's weights (Karras et al. 2018); 0: off
+    augment: list[Augmentation] = []  # DiffAugment (Zhao et al. 2020) on every image D sees, real and fake, both steps
+    ada_target: float = Field(0.0, ge=0.0, lt=1.0)  # ADA (Karras et al. 2020): augment with a probability tuned so
+    #   E[sign D(real)] stays at this target (0.6 in the paper); 0: always augment
+    r1_gamma: float = Field(0.0, ge=0.0)  # R1 penalty γ/2·E‖∇D(x_real)‖² (Mescheder et al. 2018); 0: off
+    r1_every: int = Field(16, gt=0, le=1000)  # lazy R1 (Karras et al. 2020, StyleGAN2): every k D steps, weighted k
+
+    @model_serializer(mode="wrap")
+    def _without_default_beyond(self, handler: Any) -> dict[str, Any]:
+        return _without_default_options(self, handler(self), "training")
+
+    @model_validator(mode="after")
+    def _options_combine(self) -> TrainingConfig:
+        if self.generator_loss == "hinge" and (self.label_smoothing or self.fake_label):
+            raise ValueError(f"training.generator_loss 'hinge' has margins, not targets: training.label_smoothing "
+                             f"{self.label_smoothing} and training.fake_label {self.fake_label} must be 0 with it")
+        if self.ada_target and not self.augment:
+            raise ValueError("training.ada_target tunes how often training.augment applies: list augmentations in "
+                             "training.augment (e.g. [translation, cutout, color]) or set ada_target 0")
+        if len(set(self.augment)) != len(self.augment):
+            raise ValueError(f"training.augment lists an augmentation twice: {self.augment}")
+        return self
 
     @model_validator(mode="after")
     def _checkpoints_are_countable(self) -> TrainingConfig:
@@ -321,6 +363,13 @@ class EvaluationConfig(Section):
     # generated batch's own, `reference` the statistics of the fixed reference z (§4.3).
     sampling: SamplingMode = "eval"
     inception: InceptionConfig = InceptionConfig()  # adds an `fd_inception` column when weights are given
+    # Which generator scores and the gallery sample: `ema` the moving average (training.ema_decay) when the run has
+    # one, else G itself; `raw` G itself always. The one used is recorded beside the scores.
+    generator: Literal["ema", "raw"] = "ema"
+
+    @model_serializer(mode="wrap")
+    def _without_default_beyond(self, handler: Any) -> dict[str, Any]:
+        return _without_default_options(self, handler(self), "evaluation")
 
     @model_validator(mode="after")
     def _known_metrics(self) -> EvaluationConfig:
@@ -373,12 +422,29 @@ class ExperimentConfig(Section):
         if (self.model.conditional or self.model.auxiliary_classifier) and not dataset_is_labelled(self.dataset):
             raise ValueError(f"model.conditional / model.auxiliary_classifier need class labels, but "
                              f"dataset.source {self.dataset.source!r} is unlabelled here")
+        self._options_fit()
         if self.gallery.grid_size**2 > self.reference_batch.size:
             raise ValueError(
                 f"gallery.grid_size {self.gallery.grid_size} needs {self.gallery.grid_size ** 2} reference z, "
                 f"but reference_batch.size is {self.reference_batch.size}"
             )
         return self
+
+    def _options_fit(self) -> None:
+        """The options beyond the tutorial, against the data and the other sections."""
+        pack, model, training = self.model.pack, self.model, self.training
+        if pack > 1 and (model.conditional or model.auxiliary_classifier):
+            raise ValueError(f"model.pack {pack} judges several samples at once, which have no one class: "
+                             f"model.conditional and model.auxiliary_classifier must be false with it")
+        if training.batch_size % pack:
+            raise ValueError(f"training.batch_size {training.batch_size} does not split into packs of model.pack "
+                             f"{pack}: use a multiple of {pack}")
+        if pack > 1 and model.norm in ("reference", "virtual") and self.reference_batch.size % pack:
+            raise ValueError(f"reference_batch.size {self.reference_batch.size} does not split into packs of "
+                             f"model.pack {pack} (model.norm {model.norm!r} packs the reference batch too)")
+        if training.augment and self.dataset.source in POINT_SOURCES:
+            raise ValueError(f"training.augment {training.augment} transforms images; dataset.source "
+                             f"{self.dataset.source!r} holds 2-D points")
 
     @model_validator(mode="after")
     def _family_fits(self) -> ExperimentConfig:

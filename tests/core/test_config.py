@@ -95,14 +95,16 @@ def test_option_lists_are_the_registries_that_implement_them():
     from gan_assets.core.config import DatasetConfig, EvaluationConfig, ModelConfig, TrainingConfig
     from gan_assets.core.data.sources import LOADERS
     from gan_assets.core.evaluation.sampling import SAMPLING_MODES
-    from gan_assets.core.models.gan.losses import GENERATOR_LOSSES
+    from gan_assets.core.models.gan.losses import GAMES
+    from gan_assets.core.training.augment import POLICIES
     from gan_assets.core.models.gan.norms import NORM_KINDS
     from gan_assets.core.training.loop import STEP_FUNCTIONS
 
     def allowed(model, field):
         return set(get_args(model.model_fields[field].annotation))
 
-    assert allowed(TrainingConfig, "generator_loss") == set(GENERATOR_LOSSES)
+    assert allowed(TrainingConfig, "generator_loss") == set(GAMES)
+    assert set(get_args(get_args(TrainingConfig.model_fields["augment"].annotation)[0])) == set(POLICIES)
     assert allowed(TrainingConfig, "update") == set(STEP_FUNCTIONS)
     assert allowed(ModelConfig, "norm") == set(NORM_KINDS)
     assert allowed(EvaluationConfig, "sampling") == set(SAMPLING_MODES)

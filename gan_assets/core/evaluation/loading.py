@@ -18,16 +18,27 @@ from gan_assets.core.training.manifest import CheckpointEntry, RunManifest
 
 def load_generator(manifest: RunManifest, entry: CheckpointEntry, sampling: str = "eval",
                    reference_z: torch.Tensor | None = None, reference_labels: torch.Tensor | None = None,
-                   device: torch.device = CPU) -> Generator | MLPGenerator | Sampler:
+                   device: torch.device = CPU, weights: str = "ema") -> Generator | MLPGenerator | Sampler:
     """The checkpoint's generator, verified, rebuilt from `manifest`, set up for `sampling` and moved to `device`;
     for another family, its model behind the generator's sampling interface (`Sampler`: no batch norm, so
-    `sampling` changes nothing)."""
+    `sampling` changes nothing). `weights` (evaluation.generator): `ema` takes G's moving average when the
+    checkpoint has one (training.ema_decay), `raw` G itself."""
     if manifest.model.family != "gan":
         return Sampler(family_of(manifest.model), load_model(manifest, entry, device))
     generator = build_generator(manifest.model, manifest.shape, manifest.num_classes)
-    load_weights(generator, manifest.verified_path(entry, "generator"))
+    load_weights(generator, manifest.verified_path(entry, generator_file(entry, weights)))
     # set up on the CPU, where the weights were read: reference statistics are the same whatever the device
     return for_sampling(generator.eval(), sampling, reference_z, reference_labels).to(device)
+
+
+def generator_file(entry: CheckpointEntry, weights: str) -> str:
+    """Which of the checkpoint's files `weights` samples: `generator_ema` for `ema` when it exists, else `generator`."""
+    return "generator_ema" if weights == "ema" and entry.generator_ema is not None else "generator"
+
+
+def sampled_weights(manifest: RunManifest, weights: str) -> str:
+    """What `weights` samples in this run, for the record beside its scores: `ema` or `raw`."""
+    return "ema" if any(generator_file(e, weights) == "generator_ema" for e in manifest.checkpoints) else "raw"
 
 
 def load_model(manifest: RunManifest, entry: CheckpointEntry, device: torch.device = CPU) -> torch.nn.Module:

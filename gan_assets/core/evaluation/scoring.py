@@ -92,7 +92,8 @@ def score_checkpoints(manifest: RunManifest, *, classifier: Classifier, data: Im
     inception = inception_scorer(evaluation, data, device)
     for entry in manifest.checkpoints:
         crash_point("score_checkpoint")
-        generator = load_generator(manifest, entry, evaluation.sampling, *reference.tensors(), device=device)
+        generator = load_generator(manifest, entry, evaluation.sampling, *reference.tensors(), device=device,
+                                   weights=evaluation.generator)
         samples, pool = sample_evidence(classifier, scoring_chunks(generator, evaluation.num_samples,
                                                                    seed + SCORING_SEED_OFFSET), pixels, inception)
         rows.append({"name": entry.name, "step": entry.step, **compute_metrics(metrics, samples, train_ev, ctx),

@@ -44,18 +44,20 @@ class Gallery:
 
 @torch.no_grad()
 def render_gallery(manifest: RunManifest, *, reference: ReferenceBatch, grid_size: int, sampling: str,
-                   out_dir: Path, device: torch.device = CPU) -> Gallery:
-    """Write one grid PNG per checkpoint and `progress.png` into `out_dir`, sampling on `device`.
+                   out_dir: Path, device: torch.device = CPU, weights: str = "ema") -> Gallery:
+    """Write one grid PNG per checkpoint and `progress.png` into `out_dir`, sampling `weights` (`load_generator`)
+    on `device`.
 
     A conditional G draws one class per row, so the grid doubles as the per-class view.
     """
     remove_stale_temps(out_dir)  # temps of PNG writes a killed run left
     if manifest.is_points:
-        return render_scatter_gallery(manifest, reference=reference, sampling=sampling, out_dir=out_dir, device=device)
+        return render_scatter_gallery(manifest, reference=reference, sampling=sampling, out_dir=out_dir, device=device,
+                                      weights=weights)
     digest, grids, arrays, strip_rows = hashlib.sha256(), {}, {}, []
     for entry in manifest.checkpoints:
         crash_point("gallery_checkpoint")
-        generator = load_generator(manifest, entry, sampling, *reference.tensors(), device=device)
+        generator = load_generator(manifest, entry, sampling, *reference.tensors(), device=device, weights=weights)
         z = grid_z(generator, reference, grid_size**2)
         images = generate(generator, z, class_labels(generator, len(z), per_row=grid_size))
         grid = grid_array(images, nrow=grid_size)
@@ -81,7 +83,7 @@ def grid_z(generator: torch.nn.Module, reference: ReferenceBatch, n: int) -> tor
 
 @torch.no_grad()
 def render_scatter_gallery(manifest: RunManifest, *, reference: ReferenceBatch, sampling: str,
-                           out_dir: Path, device: torch.device = CPU) -> Gallery:
+                           out_dir: Path, device: torch.device = CPU, weights: str = "ema") -> Gallery:
     """2-D mixtures: a scatter PNG per checkpoint and `progress.png`, a row of them, into `out_dir`.
 
     All reference z are drawn (a scatter needs hundreds of points, a grid only grid_size²); the data version
@@ -92,7 +94,7 @@ def render_scatter_gallery(manifest: RunManifest, *, reference: ReferenceBatch, 
     std = manifest.modes.std if manifest.modes else None
     digest, paths, arrays, panels = hashlib.sha256(), {}, {}, {}
     for entry in manifest.checkpoints:
-        generator = load_generator(manifest, entry, sampling, *reference.tensors(), device=device)
+        generator = load_generator(manifest, entry, sampling, *reference.tensors(), device=device, weights=weights)
         points = generate(generator, z, class_labels(generator, len(z))).numpy()
         name = entry.name
         arrays[name] = render_scatter_panels([points], centers, [name], std=std)

@@ -69,10 +69,10 @@ def overview_sections(manifest: RunManifest, gallery: Gallery, scores: pd.DataFr
 
 def image_view_sections(manifest: RunManifest, best: str, *, reference: ReferenceBatch, sampling: str,
                         classifier: Classifier, data: ImageSet, config: GalleryConfig, seed: int,
-                        nn_ratio: float | None, device: torch.device = CPU) -> list[Section]:
-    """The views of the best checkpoint, its G and the evaluator run on `device`."""
+                        nn_ratio: float | None, device: torch.device = CPU, weights: str = "ema") -> list[Section]:
+    """The views of the best checkpoint (its `weights`: `load_generator`), its G and the evaluator run on `device`."""
     entry = next(e for e in manifest.checkpoints if e.name == best)
-    generator = load_generator(manifest, entry, sampling, *reference.tensors(), device=device)
+    generator = load_generator(manifest, entry, sampling, *reference.tensors(), device=device, weights=weights)
     classifier = placed(classifier, device)
     seed = seed + GALLERY_SEED_OFFSET
     sections = [class_section(class_rows(generator, classifier=classifier, class_names=data.class_names,
@@ -90,7 +90,7 @@ def image_view_sections(manifest: RunManifest, best: str, *, reference: Referenc
                                    k=config.neighbours, seed=seed)
         sections.append(neighbour_section(found, nn_ratio))
     if config.batch_dependence_targets and manifest.model.family == "gan":  # the other families have no batch norm
-        generators = {mode: load_generator(manifest, entry, mode, *reference.tensors(), device=device)
+        generators = {mode: load_generator(manifest, entry, mode, *reference.tensors(), device=device, weights=weights)
                       for mode in SAMPLING_MODES}
         sections.append(batch_section(batch_dependence(generators, targets=config.batch_dependence_targets, seed=seed)))
     return sections
@@ -141,8 +141,8 @@ def write_gallery_html(path: Path, *, title: str, manifest: RunManifest, gallery
                        score_chart: bytes,
                        best: str, reference: ReferenceBatch, sampling: str, classifier: Classifier,
                        data: ImageSet | PointSet, config: GalleryConfig, seed: int,
-                       device: torch.device = CPU) -> Path:
-    """Write the page, its samples drawn on `device`; everything it shows is drawn from fixed z and seeds, so a
+                       device: torch.device = CPU, weights: str = "ema") -> Path:
+    """Write the page, its samples drawn from `weights` (`load_generator`) on `device`; everything it shows is drawn from fixed z and seeds, so a
     rerun draws the same page."""
     sections = overview_sections(manifest, gallery, scores, best, score_chart)
     if isinstance(data, PointSet):
@@ -152,7 +152,7 @@ def write_gallery_html(path: Path, *, title: str, manifest: RunManifest, gallery
         nn_ratio = float(best_scores["nn_ratio"]) if "nn_ratio" in scores and pd.notna(best_scores["nn_ratio"]) else None
         sections[2:2] = image_view_sections(manifest, best, reference=reference, sampling=sampling,
                                             classifier=classifier, data=data, config=config, seed=seed,
-                                            nn_ratio=nn_ratio, device=device)
+                                            nn_ratio=nn_ratio, device=device, weights=weights)
     summary = (f"{len(manifest.checkpoints)} checkpoints of {manifest.run_dir.name}, sampled in {sampling!r} "
                f"batch-norm mode. Every image is embedded in this file.")
     if manifest.model.family != "gan":

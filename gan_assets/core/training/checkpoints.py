@@ -40,7 +40,7 @@ def write_checkpoint(run_dir: Path, state: Checkpointable) -> CheckpointEntry:
     optimizers = {key: optimizer.state_dict() for key, optimizer in state.optimizers().items()}
     with atomic_path(run_dir / files["state"]) as tmp:
         torch.save({"step": state.step, **optimizers, "rng": state.rng.get_state(),
-                    "rng_device": state.rng.device.type}, tmp)
+                    "rng_device": state.rng.device.type, **_extra_state(state)}, tmp)
     hashes = {f"{player}_sha256": file_sha256(run_dir / name) for player, name in files.items()}
     return CheckpointEntry(step=state.step, **files, **hashes)
 
@@ -54,7 +54,15 @@ def restore(state: Checkpointable, manifest: RunManifest, entry: CheckpointEntry
         optimizer.load_state_dict(saved[key])
     state.step = int(saved["step"])
     restore_rng(state.rng, saved["rng"], saved.get("rng_device", "cpu"), state.step)
+    if hasattr(state, "load_extra_state"):
+        state.load_extra_state(saved)
     return state
+
+
+def _extra_state(state: Checkpointable) -> dict:
+    """A state's own tensors beyond optimisers and RNG (ADA's p for the GAN), on the CPU so any device resumes them."""
+    extra = state.extra_state() if hasattr(state, "extra_state") else {}
+    return {key: tensor.detach().cpu() for key, tensor in extra.items()}
 
 
 def restore_rng(rng: torch.Generator, saved: torch.Tensor, saved_device: str, step: int) -> None:

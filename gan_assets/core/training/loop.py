@@ -16,14 +16,17 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gan_assets.core.models.gan.losses import discriminator_half_loss, generator_loss
+from gan_assets.core.models.gan.losses import discriminator_half_loss, discriminator_hinge_half, generator_loss
 from gan_assets.core.models.gan.networks import model_input
 from gan_assets.core.runtime.device import bf16_is_fast
 from gan_assets.core.runtime.faults import crash_point
 from gan_assets.core.runtime.threads import LoadFollower
+from gan_assets.core.training.augment import ADA_INTERVAL, ada_adjust, augment
+from gan_assets.core.training.ema import new_ema, update_ema
 
 if TYPE_CHECKING:
     from gan_assets.core.config import TrainingConfig
@@ -47,10 +50,24 @@ class GanState:
     # keeps these rows of it. None: all rows, one process.
     rows: slice | None = None
     compiled: str = "off"  # the torch.compile mode of the players' forwards (`compile_players`)
+    # Beyond the tutorial (training.ema_decay, training.ada_target): G_ema, and ADA's augmentation probability p
+    # with its running (sum of sign D(real), count) since p last moved; device tensors, saved in every checkpoint.
+    ema: nn.Module | None = None
+    ada_p: Tensor | None = None
+    ada_signs: Tensor | None = None
 
     def players(self) -> dict[str, nn.Module]:
         """The networks a checkpoint saves, by the file each goes to (training/checkpoints.py)."""
-        return {"generator": self.generator, "discriminator": self.discriminator}
+        return {"generator": self.generator, "discriminator": self.discriminator,
+                **({"generator_ema": self.ema} if self.ema is not None else {})}
+
+    def extra_state(self) -> dict[str, Tensor]:
+        """What a checkpoint's state file holds beside the optimisers and the RNG."""
+        return {"ada_p": self.ada_p, "ada_signs": self.ada_signs} if self.ada_p is not None else {}
+
+    def load_extra_state(self, saved: dict) -> None:
+        if self.ada_p is not None:
+            self.ada_p.copy_(saved["ada_p"]), self.ada_signs.copy_(saved["ada_signs"])
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"opt_g": self.opt_g, "opt_d": self.opt_d}
@@ -96,10 +113,13 @@ def new_state(generator: nn.Module, discriminator: nn.Module, config: TrainingCo
               compute_dtype: torch.dtype | None = None) -> GanState:
     rng = torch.Generator(device=device)
     rng.manual_seed(seed)
+    ada = config.ada_target > 0
     return GanState(generator, discriminator,
                     make_optimizer(generator.parameters(), config.lr_g, config, device),
                     make_optimizer(discriminator.parameters(), config.lr_d, config, device), rng, num_classes,
-                    compute_dtype=compute_dtype)
+                    compute_dtype=compute_dtype, ema=new_ema(generator) if config.ema_decay > 0 else None,
+                    ada_p=torch.zeros((), device=device) if ada else None,
+                    ada_signs=torch.zeros(2, device=device) if ada else None)
 
 
 @dataclass
@@ -146,34 +166,59 @@ def _class_loss(d: nn.Module, phi: Tensor, labels: Tensor, config: TrainingConfi
 
 
 def _d_loss(state: GanState, real: tuple[Tensor, Tensor], fake: tuple[Tensor, Tensor],
-            config: TrainingConfig) -> tuple[Tensor, Tensor, Tensor]:
+            config: TrainingConfig, r1: bool = False) -> tuple[Tensor, Tensor, Tensor]:
     # Real and fake go through D separately, so batch norm normalises each minibatch on its own (§3.3).
-    real_loss, real_logits = _real_half(state.discriminator, real, config)
+    real_loss, real_logits = _real_half(state, real, config, r1)
     fake_loss, fake_logits = _fake_half(state, fake, config)
     return real_loss + fake_loss, real_logits, fake_logits
 
 
-def _real_half(d: nn.Module, real: tuple[Tensor, Tensor], config: TrainingConfig) -> tuple[Tensor, Tensor]:
-    """J(D)'s real half on `d`: (loss, fp32 logits)."""
-    x, y = real
+def _d_view(state: GanState, x: Tensor, config: TrainingConfig) -> Tensor:
+    """What D sees of a batch: the images through training.augment (DiffAugment; with ADA, with probability p)."""
+    return augment(x, config.augment, state.rng, state.ada_p) if config.augment else x
+
+
+def _d_half(logits: Tensor, real: bool, config: TrainingConfig) -> Tensor:
+    """One half of J(D) in the chosen game: the tutorial's cross-entropy with its targets, or the hinge's margin."""
+    if config.generator_loss == "hinge":
+        return discriminator_hinge_half(logits, real)
+    return discriminator_half_loss(logits, 1.0 - config.label_smoothing if real else config.fake_label)
+
+
+def _real_half(state: GanState, real: tuple[Tensor, Tensor], config: TrainingConfig,
+               r1: bool = False) -> tuple[Tensor, Tensor]:
+    """J(D)'s real half: (loss, fp32 logits); with `r1`, plus the lazy R1 penalty on these reals."""
+    d, (x, y) = state.discriminator, real
+    x = _d_view(state, x, config)
+    if r1:
+        x = x.detach().requires_grad_(True)
     phi = d.features(x)
     logits = d.logits(phi, y).float()  # the costs in fp32, whatever the convs ran in
-    return discriminator_half_loss(logits, 1.0 - config.label_smoothing) + _class_loss(d, phi, y, config), logits
+    loss = _d_half(logits, True, config) + _class_loss(d, phi, y, config)
+    return (loss + r1_penalty(logits, x, config) if r1 else loss), logits
+
+
+def r1_penalty(logits: Tensor, x: Tensor, config: TrainingConfig) -> Tensor:
+    """R1 (Mescheder et al. 2018): γ/2 · E‖∇ₓ l(x)‖² on reals, pushing D's gradient to zero on the data; lazy
+    (every `r1_every` D steps, weighted by `r1_every`: StyleGAN2), the same expected penalty at a fraction of the
+    cost. The gradient keeps its graph, so D's weights receive the penalty's own gradient."""
+    (grad,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
+    return 0.5 * config.r1_gamma * config.r1_every * grad.float().square().flatten(1).sum(1).mean()
 
 
 def _fake_half(state: GanState, fake: tuple[Tensor, Tensor], config: TrainingConfig) -> tuple[Tensor, Tensor]:
     """J(D)'s fake half on D: (loss, fp32 logits)."""
     d, (x, y) = state.discriminator, fake
-    phi = d.features(x)
+    phi = d.features(_d_view(state, x, config))
     logits = d.logits(phi, y).float()
-    loss = discriminator_half_loss(logits, config.fake_label)
+    loss = _d_half(logits, False, config)
     if state.generator.conditional:  # fakes have an intended class only when G was given one
         loss = loss + _class_loss(d, phi, y, config)
     return loss, logits
 
 
 def _g_loss(state: GanState, fake: Tensor, y_fake: Tensor, config: TrainingConfig) -> tuple[Tensor, Tensor]:
-    phi = state.discriminator.features(fake)
+    phi = state.discriminator.features(_d_view(state, fake, config))  # augmented as D saw fakes: differentiable
     fake_logits = state.discriminator.logits(phi, y_fake).float()
     loss = generator_loss(config.generator_loss, fake_logits)
     if state.generator.conditional:
@@ -184,10 +229,10 @@ def _g_loss(state: GanState, fake: Tensor, y_fake: Tensor, config: TrainingConfi
 Fakes = tuple[Tensor, Tensor]  # G(z) with its graph to G's parameters, and the classes it was asked for
 
 
-def d_update(state: GanState, data: TrainingData, config: TrainingConfig,
-             keep_fakes: bool = False) -> tuple[Tensor, Tensor, Fakes | None]:
-    """One D step. With `keep_fakes`, G's forward keeps its graph and the fakes are returned, so the G step
-    that follows reuses them (the DCGAN example's loop: one G forward per iteration, not two)."""
+def d_update(state: GanState, data: TrainingData, config: TrainingConfig, keep_fakes: bool = False,
+             d_index: int = 0) -> tuple[Tensor, Tensor, Fakes | None]:
+    """One D step, the run's `d_index`-th. With `keep_fakes`, G's forward keeps its graph and the fakes are
+    returned, so the G step that follows reuses them (the DCGAN example's loop: one G forward per iteration)."""
     device = data.device
     real = sample_real(data, config.batch_size, state.rng, state.rows)
     z, y_fake = sample_fake(state, config.batch_size, device)
@@ -195,10 +240,29 @@ def d_update(state: GanState, data: TrainingData, config: TrainingConfig,
     with _autocast(state, device):  # one context for the update: G's forward and D's cost
         with torch.set_grad_enabled(keep_fakes):
             fake = state.generator(z, y_fake)
-        loss, real_logits, _ = _d_loss(state, real, (fake.detach(), y_fake), config)
+        loss, real_logits, _ = _d_loss(state, real, (fake.detach(), y_fake), config, r1_due(config, d_index))
     loss.backward()
     state.opt_d.step()
+    follow_ada(state, real_logits.detach(), config, d_index)
     return loss.detach(), torch.sigmoid(real_logits.detach()).mean(), (fake, y_fake) if keep_fakes else None
+
+
+def r1_due(config: TrainingConfig, d_index: int) -> bool:
+    return config.r1_gamma > 0 and d_index % config.r1_every == 0
+
+
+def follow_ada(state: GanState, real_logits: Tensor, config: TrainingConfig, d_index: int) -> None:
+    """ADA's bookkeeping after a D step: add sign D(real) to the running sum; every ADA_INTERVAL D steps move p.
+    All on the device: no host sync."""
+    if state.ada_p is None:
+        return
+    state.ada_signs += torch.stack([real_logits.sign().sum(), real_logits.new_tensor(real_logits.numel())])
+    if d_index % ADA_INTERVAL == ADA_INTERVAL - 1:
+        if dist.is_initialized():  # data parallel: every rank moves p by the global batch's signs, so p stays one
+            dist.all_reduce(state.ada_signs)
+        state.ada_p.copy_(ada_adjust(state.ada_p, state.ada_signs[0] / state.ada_signs[1], config.ada_target,
+                                     config.batch_size))
+        state.ada_signs.zero_()
 
 
 def g_update(state: GanState, config: TrainingConfig, fakes: Fakes) -> tuple[Tensor, Tensor]:
@@ -208,13 +272,21 @@ def g_update(state: GanState, config: TrainingConfig, fakes: Fakes) -> tuple[Ten
         loss, fake_logits = _g_loss(state, fake, y_fake, config)
     _set_grads(state.generator, loss)  # G's grads only: D's weight gradients would be wasted work
     state.opt_g.step()
+    follow_ema(state, config)
     return loss.detach(), torch.sigmoid(fake_logits.detach()).mean()
+
+
+def follow_ema(state: GanState, config: TrainingConfig) -> None:
+    """After G's step number state.step + 1, G_ema takes its moving-average step (training/ema.py)."""
+    if state.ema is not None:
+        update_ema(state.ema, state.generator, config.ema_decay, state.step + 1)
 
 
 def alternating_step(state: GanState, data: TrainingData, config: TrainingConfig) -> Tensor:
     """`d_steps` D updates, then one G update against the updated D, on the last D step's z."""
     for k in range(config.d_steps):
-        loss_d, d_x, fakes = d_update(state, data, config, keep_fakes=k == config.d_steps - 1)
+        loss_d, d_x, fakes = d_update(state, data, config, keep_fakes=k == config.d_steps - 1,
+                                      d_index=state.step * config.d_steps + k)
     loss_g, d_g_z = g_update(state, config, fakes)
     return torch.stack([loss_d, loss_g, d_x, d_g_z])
 
@@ -227,12 +299,14 @@ def simultaneous_step(state: GanState, data: TrainingData, config: TrainingConfi
     z, y_fake = sample_fake(state, config.batch_size, device)
     with _autocast(state, device):
         fake = state.generator(z, y_fake)
-        loss_d, real_logits, _ = _d_loss(state, real, (fake.detach(), y_fake), config)
+        loss_d, real_logits, _ = _d_loss(state, real, (fake.detach(), y_fake), config, r1_due(config, state.step))
         loss_g, fake_logits = _g_loss(state, fake, y_fake, config)
     _set_grads(state.discriminator, loss_d)
     _set_grads(state.generator, loss_g)
     state.opt_d.step()
     state.opt_g.step()
+    follow_ada(state, real_logits.detach(), config, state.step)
+    follow_ema(state, config)
     d_x = torch.sigmoid(real_logits.detach()).mean()
     d_g_z = torch.sigmoid(fake_logits.detach()).mean()
     return torch.stack([loss_d.detach(), loss_g.detach(), d_x, d_g_z])

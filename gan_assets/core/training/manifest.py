@@ -53,6 +53,8 @@ class CheckpointEntry:
     generator_sha256: str
     discriminator_sha256: str | None = None  # None in format-1 manifests, which hashed G alone
     state_sha256: str | None = None
+    generator_ema: str | None = None  # G's moving average (training.ema_decay), when the run keeps one
+    generator_ema_sha256: str | None = None
 
     @property
     def name(self) -> str:
@@ -62,7 +64,11 @@ class CheckpointEntry:
     def file_names(step: int) -> dict[str, str]:
         stem = checkpoint_name(step)
         return {"generator": f"{stem}.generator.safetensors", "discriminator": f"{stem}.discriminator.safetensors",
-                "state": f"{stem}.state.pt"}
+                "generator_ema": f"{stem}.generator_ema.safetensors", "state": f"{stem}.state.pt"}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The entry as stored; a run without G_ema stores no ema keys (its manifest reads as before they existed)."""
+        return {k: v for k, v in vars(self).items() if not (k.startswith("generator_ema") and v is None)}
 
     def sha256_of(self, player: str) -> str | None:
         return getattr(self, f"{player}_sha256")
@@ -140,7 +146,7 @@ class RunManifest:
         payload: dict[str, Any] = {
             "format": FORMAT, "model": self.model.model_dump(mode="json"), "shape": list(self.shape),
             "num_classes": self.num_classes, "classes": list(self.classes), "device": self.device,
-            "history": self.history, "checkpoints": [vars(entry) for entry in self.checkpoints],
+            "history": self.history, "checkpoints": [entry.to_dict() for entry in self.checkpoints],
         }
         if self.timing is not None:
             payload["timing"] = vars(self.timing)

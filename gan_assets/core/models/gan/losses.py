@@ -80,16 +80,31 @@ GENERATOR_LOSSES: dict[str, Callable[[Tensor], Tensor]] = {
 }
 
 
-def _check_name(name: str) -> None:
-    if name not in GENERATOR_LOSSES:
-        allowed = ", ".join(sorted(GENERATOR_LOSSES))
+# Beyond the tutorial: the hinge game (Lim & Ye 2017; Miyato et al. 2018, SN-GAN; Brock et al. 2019, BigGAN).
+# D minimises E relu(1 - l(x)) + E relu(1 + l(G(z))): a margin, not a likelihood, so D stops pushing a sample
+# once it is classified with margin 1; G minimises -E l(G(z)). Not a cost of D(x) alone: no cost-response curve.
+def generator_loss_hinge(fake_logits: Tensor) -> Tensor:
+    return (-fake_logits).mean()
+
+
+def discriminator_hinge_half(logits: Tensor, real: bool) -> Tensor:
+    """One half of the hinge game's J(D): E relu(1 - l) on reals, E relu(1 + l) on fakes."""
+    return F.relu(1.0 - logits).mean() if real else F.relu(1.0 + logits).mean()
+
+
+GAMES: dict[str, Callable[[Tensor], Tensor]] = {**GENERATOR_LOSSES, "hinge": generator_loss_hinge}
+
+
+def _check_name(name: str, names=GENERATOR_LOSSES) -> None:
+    if name not in names:
+        allowed = ", ".join(sorted(names))
         raise ValueError(f"unknown generator loss {name!r}; allowed: {allowed}")
 
 
 def generator_loss(name: str, fake_logits: Tensor) -> Tensor:
-    """The generator cost registered under ``name`` (a key of GENERATOR_LOSSES)."""
-    _check_name(name)
-    return GENERATOR_LOSSES[name](fake_logits)
+    """The generator cost registered under ``name`` (a key of GAMES: the tutorial's three, or hinge)."""
+    _check_name(name, GAMES)
+    return GAMES[name](fake_logits)
 
 
 def cost_as_function_of_d(name: str, d: Tensor) -> Tensor:

@@ -67,9 +67,10 @@ class _WithReference(nn.Module):
             return body(x)
         if self.reference is None:
             raise RuntimeError(f"norm {self.norm!r} needs a reference batch: call set_reference first")
-        n_ref = len(self.reference)
+        reference = self._reference_input(x)
+        n_ref = len(reference)
         set_reference_rows(body, n_ref)
-        out = body(torch.cat([self._reference_input(x), x]))
+        out = body(torch.cat([reference, x]))
         return out[n_ref:]
 
     def _reference_input(self, x: Tensor) -> Tensor:
@@ -142,6 +143,7 @@ class _LabelAwareDiscriminator(_WithReference):
     ⟨embed(y), Σφ(x)⟩ of a conditional D, and the AC-GAN class head."""
 
     input_ndim = 4
+    pack = 1  # PacGAN: consecutive samples D judges as one (`build_discriminator` sets it)
 
     def _set_heads(self, head: nn.Module, class_head: nn.Module | None, hidden: int, num_classes: int,
                    conditional: bool) -> None:
@@ -152,7 +154,15 @@ class _LabelAwareDiscriminator(_WithReference):
 
     def features(self, x: Tensor) -> Tensor:
         assert x.ndim == self.input_ndim, x.shape
-        return self._run(self.body, x)
+        return self._run(self.body, self._packed(x))
+
+    def _packed(self, x: Tensor) -> Tensor:
+        """PacGAN's packing: each `pack` consecutive samples joined along channels (features for points), so D sees
+        (N / pack, pack·C, H, W) and returns one logit per pack (Lin et al. 2018)."""
+        return x if self.pack == 1 else x.reshape(x.shape[0] // self.pack, self.pack * x.shape[1], *x.shape[2:])
+
+    def _reference_input(self, x: Tensor) -> Tensor:
+        return self._packed(self.reference.to(x.dtype))
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         return self.logits(self.features(x), y)
@@ -247,12 +257,27 @@ class MLPDiscriminator(_LabelAwareDiscriminator):
                         width, num_classes, conditional)
 
 
+def spectral_normalise(module: nn.Module) -> nn.Module:
+    """Every conv, linear and embedding weight of `module` divided by its largest singular value, estimated by one
+    power iteration per forward (Miyato et al. 2018, SN-GAN): D's Lipschitz constant stays near 1. Beyond the
+    tutorial; for D only, as in the paper."""
+    for m in list(module.modules()):
+        if isinstance(m, (nn.Conv2d, nn.Linear, nn.Embedding)):
+            nn.utils.parametrizations.spectral_norm(m)
+    return module
+
+
+def _weight(m: nn.Module) -> Tensor:
+    """The stored weight: under spectral norm, the unnormalised original the optimiser moves."""
+    return m.parametrizations.weight.original if nn.utils.parametrize.is_parametrized(m, "weight") else m.weight
+
+
 def dcgan_init_(module: nn.Module) -> None:
     """DCGAN paper: conv weights ~ N(0, 0.02); norm scales ~ N(1, 0.02), shifts 0 (embeddings keep theirs)."""
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-            nn.init.normal_(m.weight, 0.0, 0.02)
-        elif getattr(m, "weight", None) is not None and m.weight.ndim == 1:
+            nn.init.normal_(_weight(m), 0.0, 0.02)
+        elif isinstance(getattr(m, "weight", None), Tensor) and m.weight.ndim == 1:  # not spectral norm's containers
             nn.init.normal_(m.weight, 1.0, 0.02)
             if getattr(m, "bias", None) is not None:
                 nn.init.zeros_(m.bias)
@@ -280,9 +305,14 @@ def build_generator(model: ModelConfig, shape: Sequence[int], num_classes: int) 
 
 
 def build_discriminator(model: ModelConfig, shape: Sequence[int], num_classes: int) -> Discriminator | MLPDiscriminator:
+    """D for the data's shape; with `model.pack` m it reads m samples at once, with `model.spectral_norm` its
+    weights are spectrally normalised."""
     common = dict(width=model.d_width, norm=model.norm, depth=model.d_depth, num_classes=num_classes,
                   conditional=model.conditional, auxiliary_classifier=model.auxiliary_classifier)
     if len(shape) == 1:
-        return MLPDiscriminator(in_dim=shape[0], **common)
-    channels, image_size, _ = shape
-    return Discriminator(channels=channels, image_size=image_size, **common)
+        d = MLPDiscriminator(in_dim=shape[0] * model.pack, **common)
+    else:
+        channels, image_size, _ = shape
+        d = Discriminator(channels=channels * model.pack, image_size=image_size, **common)
+    d.pack = model.pack
+    return spectral_normalise(d) if model.spectral_norm else d
