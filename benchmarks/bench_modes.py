@@ -57,6 +57,13 @@ VARIANTS: dict[str, dict] = {
     "d_steps5": {"d_steps": 5},
     "simultaneous": {"update": "simultaneous"},
     "labels": {"labels": True},
+    # beyond the tutorial, without labels (issue 26), each alone on `base`
+    "ema": {"ema_decay": 0.995},
+    "pack2": {"pack": 2},
+    "pack4": {"pack": 4},
+    "spectral_norm": {"spectral_norm": True},
+    "r1": {"r1_gamma": 0.5},
+    "hinge": {"generator_loss": "hinge"},
 }
 # Issue 13's recommended configuration: the base with labels (§4.1: G is asked for a mode index, D scores it
 # by projection), trained until every seed's samples sit in their discs: 4,000 steps on ring8, 8,000 on

@@ -19,7 +19,13 @@ from gan_assets.core.config import DatasetConfig, TrainingConfig
 from gan_assets.core.data.reference import select_reference
 from gan_assets.core.data.sources.mixtures import load_mixture, mixture_modes
 from gan_assets.core.evaluation.metrics import Evidence, MetricContext, modes
-from gan_assets.core.models.gan.networks import MLP_BASE_DEPTH, MLPGenerator, _LabelAwareDiscriminator, dcgan_init_
+from gan_assets.core.models.gan.networks import (
+    MLP_BASE_DEPTH,
+    MLPGenerator,
+    _LabelAwareDiscriminator,
+    dcgan_init_,
+    spectral_normalise,
+)
 from gan_assets.core.models.gan.norms import uses_reference
 from gan_assets.core.training.loop import STEP_FUNCTIONS, GanState, TrainingData, new_state
 
@@ -56,6 +62,12 @@ class ModesConfig:
     reference_size: int = 128  # reference / virtual BN: fixed z per seed
     num_samples: int = 25_600  # dataset draw per seed (80% train)
     lr_decay_to: float = 1.0  # final lr / initial lr, linear over the run (1.0: constant, PacGAN's)
+    # beyond the tutorial (gan_assets/core/training: ema.py, loop.py; models/gan/networks.py)
+    pack: int = 1  # PacGAN: D judges `pack` points at once
+    spectral_norm: bool = False  # of D's maxout and head layers
+    ema_decay: float = 0.0  # sample from G's moving average
+    r1_gamma: float = 0.0
+    r1_every: int = 16
 
     def training(self) -> TrainingConfig:
         """The project's TrainingConfig with these values: the step functions and optimizers read it."""
@@ -63,7 +75,8 @@ class ModesConfig:
                               label_smoothing=self.label_smoothing, d_steps=self.d_steps, update=self.update,
                               batch_size=self.batch_size, lr_g=self.lr_g, lr_d=self.lr_d, beta1=self.beta1,
                               beta2=self.beta2, checkpoint_every=self.steps, log_every=self.steps,
-                              precision="fp32")
+                              precision="fp32", ema_decay=self.ema_decay, r1_gamma=self.r1_gamma,
+                              r1_every=self.r1_every)
 
     def with_(self, **changes) -> ModesConfig:
         return replace(self, **changes)
@@ -111,8 +124,11 @@ def build_players(config: ModesConfig, seed: int, reference: tuple[Tensor, Tenso
     torch.manual_seed(seed)
     g = MLPGenerator(config.z_dim, config.g_width, 2, config.norm, config.g_layers - MLP_BASE_DEPTH,
                      classes, config.label_dim)
-    d = MaxoutDiscriminator(config.d_width, config.pieces, config.d_layers, 2, classes, config.labels)
+    d = MaxoutDiscriminator(config.d_width, config.pieces, config.d_layers, 2 * config.pack, classes, config.labels)
+    d.pack = config.pack
     dcgan_init_(g), dcgan_init_(d)
+    if config.spectral_norm:
+        spectral_normalise(d)
     if uses_reference(config.norm):
         reference_z, reference_labels = reference
         g.set_reference(reference_z, reference_labels.long() if config.labels else None)
@@ -168,8 +184,9 @@ def train_seed(run: SeedRun, until: int | None = None, seconds_budget: float | N
 @torch.no_grad()
 def sample(run: SeedRun, n: int = PACGAN_EVAL_SAMPLES) -> Tensor:
     """(n, 2) samples from the seed's own evaluation z, G in eval mode (batch norm: running statistics, the
-    project's default `evaluation.sampling: eval`); a conditional G is asked for every mode in turn."""
-    config, g = run.config, run.state.generator
+    project's default `evaluation.sampling: eval`); a conditional G is asked for every mode in turn. With
+    `ema_decay`, G's moving average draws them (the project's default `evaluation.generator: ema`)."""
+    config, g = run.config, run.state.ema if run.state.ema is not None else run.state.generator
     z = torch.randn(n, config.z_dim, generator=torch.Generator().manual_seed(run.seed + EVAL_SEED_OFFSET))
     y = torch.arange(n) % NUM_MODES[config.dataset] if config.labels else None
     g.eval()

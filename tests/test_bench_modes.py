@@ -13,6 +13,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import bench_modes  # noqa: E402
 from modes_suite import (  # noqa: E402
+    EVAL_SEED_OFFSET,
     MaxoutDiscriminator,
     ModesConfig,
     build_seed,
@@ -46,6 +47,7 @@ def _trained(config: ModesConfig, seed: int):
     {},
     {"norm": "reference", "labels": True, "update": "simultaneous", "lr_decay_to": 0.1},
     {"norm": "virtual", "d_steps": 2, "generator_loss": "minimax"},
+    {"pack": 2, "spectral_norm": True, "ema_decay": 0.9, "r1_gamma": 0.5, "r1_every": 2, "generator_loss": "hinge"},
 ])
 def test_a_seed_trains_to_the_same_weights_every_time(changes):
     config = TINY.with_(**changes)
@@ -119,7 +121,7 @@ def test_a_configuration_row_summarises_its_seeds(tmp_path):
 def test_the_suite_names_every_choice_on_both_mixtures(capsys):
     configs = bench_modes.suite(2)
     choices = ["pacgan", *bench_modes.VARIANTS, "recommended", "unlabelled_long"]
-    assert set(configs) == {f"{d}/{c}" for d in ("ring8", "grid25") for c in choices} and len(configs) == 26
+    assert set(configs) == {f"{d}/{c}" for d in ("ring8", "grid25") for c in choices} and len(configs) == 2 * len(choices)
     pacgan = configs["ring8/pacgan"]
     assert (pacgan.g_width, pacgan.d_width, pacgan.pieces, pacgan.batch_size, pacgan.lr_g, pacgan.beta1) == (
         400, 200, 5, 100, 1e-4, 0.8)
@@ -152,3 +154,14 @@ def test_speed_reports_both_configurations():
     # base's batch is 256 to PacGAN's 100
     ratio = 2.56 * row["base_config_steps_per_s"] / row["pacgan_config_steps_per_s"]
     assert row["base_samples_per_s_over_pacgan"] == pytest.approx(ratio, rel=0.05)
+
+
+def test_the_options_beyond_the_tutorial_reach_the_seeds_players():
+    run = build_seed(TINY.with_(pack=4, spectral_norm=True, ema_decay=0.9), 0)
+    d = run.state.discriminator
+    assert d.pack == 4 and d.body[0].linear.in_features == 8  # four 2-D points per judgement
+    assert torch.nn.utils.parametrize.is_parametrized(d.body[0].linear, "weight")
+    train_seed(run)
+    ema = run.state.ema
+    assert ema is not None and not torch.equal(sample(run, 20), run.state.generator.eval()(
+        torch.randn(20, TINY.z_dim, generator=torch.Generator().manual_seed(EVAL_SEED_OFFSET))))
