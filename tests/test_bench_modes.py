@@ -120,7 +120,7 @@ def test_a_configuration_row_summarises_its_seeds(tmp_path):
 
 def test_the_suite_names_every_choice_on_both_mixtures(capsys):
     configs = bench_modes.suite(2)
-    choices = ["pacgan", *bench_modes.VARIANTS, "recommended", "unlabelled_long"]
+    choices = ["pacgan", *bench_modes.VARIANTS, "recommended", "unlabelled_long", "unlabelled_options"]
     assert set(configs) == {f"{d}/{c}" for d in ("ring8", "grid25") for c in choices} and len(configs) == 2 * len(choices)
     pacgan = configs["ring8/pacgan"]
     assert (pacgan.g_width, pacgan.d_width, pacgan.pieces, pacgan.batch_size, pacgan.lr_g, pacgan.beta1) == (
