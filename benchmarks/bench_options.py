@@ -7,7 +7,8 @@ Run:  OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_options.py --vari
 Each run trains `experiments/digits-dcgan.yaml` (or its unconditional form) with one variant's overrides, scores
 every checkpoint exactly as `checkpoint_scores` does (one evaluator for all: the default experiment's, seed 0) and
 prints one JSON line: the best checkpoint's FD, the real floor's FD, their ratio (what `make run` is judged by),
-class coverage at the best checkpoint, and training seconds. Last, a summary line per variant: the median, minimum
+class coverage, precision, recall and `nn_ratio` (far below 1: copies of training images) at the best checkpoint,
+and training seconds. Last, a summary line per variant: the median, minimum
 and maximum ratio over the seeds and whether every seed covered 10/10 classes.
 
 `--cost` instead times each variant's training step beside the base's, interleaved in rounds on the same data (the
@@ -87,7 +88,9 @@ def quality(name: str, seed: int, steps: int, unconditional: bool, data, classif
     return {"variant": name, "unconditional": unconditional, "seed": seed, "steps": steps,
             "best": str(best["name"]), "fd": round(float(best["fd"]), 3), "real_floor_fd": round(float(floor["fd"]), 3),
             "ratio": round(float(best["fd"]) / float(floor["fd"]), 3),
-            "class_coverage": float(best["class_coverage"]), "train_seconds": round(seconds, 1)}
+            "class_coverage": float(best["class_coverage"]), "precision": round(float(best["precision"]), 3),
+            "recall": round(float(best["recall"]), 3), "nn_ratio": round(float(best["nn_ratio"]), 3),
+            "train_seconds": round(seconds, 1)}
 
 
 def summary(rows: list[dict]) -> list[dict]:
