@@ -116,7 +116,6 @@ def sync_debug(device: torch.device):
     if device.type != "cuda":
         yield []
         return
-    caught: list = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         torch.cuda.set_sync_debug_mode("warn")

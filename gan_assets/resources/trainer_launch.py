@@ -28,11 +28,11 @@ from typing import Literal
 import dagster as dg
 from dagster._core.errors import DagsterPipesExecutionError  # what a Pipes client raises for a failed process
 
+from gan_assets.core.runtime.device import DeviceSettings
 from gan_assets.core.training.manifest import RunManifest
 from gan_assets.core.training.report import CHECK_NAMES, CheckOutcome, RunReport
 from gan_assets.core.training.run import RunInputs
 from gan_assets.core.training.trainer_inputs import write_trainer_inputs
-from gan_assets.core.runtime.device import DeviceSettings
 from gan_assets.resources.trainer_k8s import TrainerPod, run_in_pod
 from gan_assets.trainer.pipes_trainer import STATUS_FILE
 

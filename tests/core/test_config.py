@@ -96,8 +96,8 @@ def test_option_lists_are_the_registries_that_implement_them():
     from gan_assets.core.data.sources import LOADERS
     from gan_assets.core.evaluation.sampling import SAMPLING_MODES
     from gan_assets.core.models.gan.losses import GAMES
-    from gan_assets.core.training.augment import POLICIES
     from gan_assets.core.models.gan.norms import NORM_KINDS
+    from gan_assets.core.training.augment import POLICIES
     from gan_assets.core.training.loop import STEP_FUNCTIONS
 
     def allowed(model, field):

@@ -142,8 +142,8 @@ def write_gallery_html(path: Path, *, title: str, manifest: RunManifest, gallery
                        best: str, reference: ReferenceBatch, sampling: str, classifier: Classifier,
                        data: ImageSet | PointSet, config: GalleryConfig, seed: int,
                        device: torch.device = CPU, weights: str = "ema") -> Path:
-    """Write the page, its samples drawn from `weights` (`load_generator`) on `device`; everything it shows is drawn from fixed z and seeds, so a
-    rerun draws the same page."""
+    """Write the page, its samples drawn from `weights` (`load_generator`) on `device`; everything it shows is drawn
+    from fixed z and seeds, so a rerun draws the same page."""
     sections = overview_sections(manifest, gallery, scores, best, score_chart)
     if isinstance(data, PointSet):
         sections[1:1] = point_sections(gallery, best)
