@@ -24,7 +24,7 @@ from gan_assets.core.gallery.plots import render_labelled_rows, render_scatter_p
 from gan_assets.core.png import grid_array, save_png
 from gan_assets.core.runtime.faults import crash_point
 from gan_assets.core.storage import remove_stale_temps
-from gan_assets.core.training.manifest import RunManifest
+from gan_assets.core.training.manifest import CheckpointEntry, RunManifest
 
 GRID_SEED = 0  # the fixed z of a family whose z is not the GAN's prior
 
@@ -57,9 +57,8 @@ def render_gallery(manifest: RunManifest, *, reference: ReferenceBatch, grid_siz
     digest, grids, arrays, strip_rows = hashlib.sha256(), {}, {}, []
     for entry in manifest.checkpoints:
         crash_point("gallery_checkpoint")
-        generator = load_generator(manifest, entry, sampling, *reference.tensors(), device=device, weights=weights)
-        z = grid_z(generator, reference, grid_size**2)
-        images = generate(generator, z, class_labels(generator, len(z), per_row=grid_size))
+        images = checkpoint_samples(manifest, entry, reference=reference, grid_size=grid_size, sampling=sampling,
+                                    device=device, weights=weights)
         grid = grid_array(images, nrow=grid_size)
         name = entry.name
         grids[name], arrays[name] = str(save_png(grid, out_dir / f"{name}.png")), grid
@@ -71,6 +70,30 @@ def render_gallery(manifest: RunManifest, *, reference: ReferenceBatch, grid_siz
     labelled = render_labelled_rows(strip, [f"step {entry.step}" for entry in manifest.checkpoints])
     save_png(labelled, out_dir / "progress_labelled.png")
     return Gallery(grids, str(save_png(strip, out_dir / "progress.png")), digest.hexdigest(), arrays, strip, labelled)
+
+
+@torch.no_grad()
+def checkpoint_samples(manifest: RunManifest, entry: CheckpointEntry, *, reference: ReferenceBatch, grid_size: int,
+                       sampling: str, device: torch.device = CPU, weights: str = "ema") -> torch.Tensor:
+    """The grid_size² images of one checkpoint's fixed-z grid (a conditional G: one class per row)."""
+    generator = load_generator(manifest, entry, sampling, *reference.tensors(), device=device, weights=weights)
+    z = grid_z(generator, reference, grid_size**2)
+    return generate(generator, z, class_labels(generator, len(z), per_row=grid_size))
+
+
+@torch.no_grad()
+def checkpoint_grid(manifest: RunManifest, entry: CheckpointEntry, *, reference: ReferenceBatch, grid_size: int,
+                    sampling: str, device: torch.device = CPU, weights: str = "ema") -> np.ndarray:
+    """One checkpoint's picture as the gallery draws it: its fixed-z grid, or a 2-D mixture's scatter."""
+    if manifest.is_points:
+        generator = load_generator(manifest, entry, sampling, *reference.tensors(), device=device, weights=weights)
+        z = torch.from_numpy(reference.z)
+        points = generate(generator, z, class_labels(generator, len(z))).numpy()
+        centers = np.asarray(manifest.modes.centers if manifest.modes else np.zeros((0, 2)), dtype=np.float64)
+        return render_scatter_panels([points], centers, [entry.name], std=manifest.modes.std if manifest.modes else None)
+    images = checkpoint_samples(manifest, entry, reference=reference, grid_size=grid_size, sampling=sampling,
+                                device=device, weights=weights)
+    return grid_array(images, nrow=grid_size)
 
 
 def grid_z(generator: torch.nn.Module, reference: ReferenceBatch, n: int) -> torch.Tensor:

@@ -117,7 +117,10 @@ class DataParallel:
             if self.is_leader:
                 callbacks.checkpoint(s)
 
-        return TrainingCallbacks(progress=progress, checkpoint=checkpoint, abort=callbacks.abort)
+        # a heartbeat is rank 0's own window so far (no collective: ranks beat at different moments)
+        return TrainingCallbacks(progress=progress, checkpoint=checkpoint, abort=callbacks.abort,
+                                 heartbeat=callbacks.heartbeat if self.is_leader else None,
+                                 heartbeat_seconds=callbacks.heartbeat_seconds)
 
     def _average_gradients(self, optimizer: torch.optim.Optimizer, args, kwargs) -> None:
         grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]

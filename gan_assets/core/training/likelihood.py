@@ -8,6 +8,7 @@ model (stored under `generator`, the network that draws samples) and the optimis
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass
@@ -28,8 +29,9 @@ from gan_assets.core.storage import (
     write_parquet_atomic,
 )
 from gan_assets.core.training.checkpoints import restore, write_checkpoint
-from gan_assets.core.training.loop import TrainingReport
+from gan_assets.core.training.loop import Heartbeat, TrainingCallbacks, TrainingReport
 from gan_assets.core.training.manifest import HISTORY_FILE, RunManifest, RunTiming
+from gan_assets.core.training.observers import CheckpointEvent, ProgressClock, RunObserver, RunStart, as_observers
 from gan_assets.core.training.run import RunInputs, progress_rate, read_history, train_run
 
 
@@ -65,15 +67,18 @@ def new_likelihood_state(config: ExperimentConfig, shape: tuple[int, ...], devic
 
 def train_steps(state: LikelihoodState, images: Tensor, family: Family, config: TrainingConfig,
                 progress: Callable[[int, dict[str, float]], None],
-                checkpoint: Callable[[LikelihoodState], None]) -> TrainingReport:
+                checkpoint: Callable[[LikelihoodState], None],
+                heartbeat: Callable[[int, dict[str, float]], None] | None = None) -> TrainingReport:
     """From `state.step` to `config.steps` on uint8 `images` resident on the device: a minibatch drawn with the
-    run's generator, one Adam step on the family's loss; stats averaged over each logging window."""
+    run's generator, one Adam step on the family's loss; stats averaged over each logging window (and the window
+    so far passed to `heartbeat` when a window outlasts the loop's heartbeat interval)."""
     state.model.train()
     start, first_step = time.perf_counter(), state.step
     report = TrainingReport(0, 0.0)
     window = torch.zeros(len(family.stat_names), device=images.device)
     window_steps = 0
     follow_load = LoadFollower() if images.device.type == "cpu" else (lambda: None)  # core/runtime/threads.py
+    beats = Heartbeat(TrainingCallbacks(heartbeat=heartbeat), family.stat_names)
     while state.step < config.steps:
         follow_load()
         index = torch.randint(len(images), (config.batch_size,), generator=state.rng, device=images.device)
@@ -89,6 +94,9 @@ def train_steps(state: LikelihoodState, images: Tensor, family: Family, config: 
             window_steps = 0
             check_model_finite(state, family, report.history[-1])
             progress(state.step, report.history[-1])
+            beats.reset()
+        else:
+            beats.beat_if_due(state.step, window, window_steps)
         if state.step % config.checkpoint_every == 0 or state.step == config.steps:
             check_model_finite(state, family, None)
             checkpoint(state)
@@ -104,26 +112,29 @@ def check_model_finite(state: LikelihoodState, family: Family, stats: dict[str, 
 
 
 def train_family_run(config: ExperimentConfig, inputs: RunInputs, run_dir: Path, *,
-                     device: DeviceSettings | str | None = None, log: Callable[[str], None] = print) -> RunManifest:
+                     device: DeviceSettings | str | None = None, log: Callable[[str], None] = print,
+                     observer: RunObserver | None = None) -> RunManifest:
     """The run of `model.family`: the GAN's (`training_run.train_run`) or a likelihood family's, same contract."""
     train = train_run if config.model.family == "gan" else train_likelihood_run
-    return train(config, inputs, run_dir, device=device, log=log)
+    return train(config, inputs, run_dir, device=device, log=log, observer=observer)
 
 
 def train_likelihood_run(config: ExperimentConfig, inputs: RunInputs, run_dir: Path, *,
-                         device: DeviceSettings | str | None = None,
-                         log: Callable[[str], None] = print) -> RunManifest:
+                         device: DeviceSettings | str | None = None, log: Callable[[str], None] = print,
+                         observer: RunObserver | None = None) -> RunManifest:
     """Train (or resume) a likelihood family's run in `run_dir` on `device` (as `train_run` takes it); return its
-    final manifest. A GPU's cached memory is released when the run ends."""
+    final manifest. A GPU's cached memory is released and `observer` closed when the run ends."""
     torch_device = prepare_device(device)
+    observers = as_observers(observer, log)
     try:
-        return _train_likelihood_on(config, inputs, run_dir, torch_device, log)
+        return _train_likelihood_on(config, inputs, run_dir, torch_device, log, observers)
     finally:
+        observers.close()
         release_device_memory(torch_device)
 
 
 def _train_likelihood_on(config: ExperimentConfig, inputs: RunInputs, run_dir: Path, torch_device: torch.device,
-                         log: Callable[[str], None]) -> RunManifest:
+                         log: Callable[[str], None], observers: RunObserver) -> RunManifest:
     adapt_to_load(torch_device.type)
     family = family_of(config.model)
     shape = tuple(int(s) for s in inputs.images.shape[1:])
@@ -138,25 +149,37 @@ def _train_likelihood_on(config: ExperimentConfig, inputs: RunInputs, run_dir: P
     history = read_history(run_dir, state.step)
     started, first_step = time.perf_counter(), state.step
 
+    clock = ProgressClock(first_step, config.training.steps)
+    observers.started(RunStart(run_dir=run_dir, family=family.name, config=json.loads(config.model_dump_json()),
+                               first_step=first_step, total_steps=config.training.steps))
+
     def on_checkpoint(s: LikelihoodState) -> None:
         nonlocal manifest
-        manifest = manifest.with_checkpoint(write_checkpoint(run_dir, s))
+        entry = write_checkpoint(run_dir, s)
+        manifest = manifest.with_checkpoint(entry)
         frame = pd.DataFrame(history, columns=["step", *family.stat_names]).astype({"step": "int64"})
         write_parquet_atomic(pa.Table.from_pandas(frame, preserve_index=False), run_dir / manifest.history)
         manifest.write()  # last: whatever it lists is complete
+        observers.checkpoint(CheckpointEvent(manifest, entry))
 
     def on_progress(step: int, stats: dict[str, float]) -> None:
         history.append(stats)
         log(f"step {step}/{config.training.steps} [{family.name}] "
             + " ".join(f"{k} {v:.4f}" for k, v in stats.items() if k != "step")
             + progress_rate(step - first_step, config.training.steps - step, time.perf_counter() - started))
+        observers.progress(clock.progress(step, stats))
+
+    def on_heartbeat(step: int, stats: dict[str, float]) -> None:
+        observers.progress(clock.progress(step, stats, complete=False))
 
     images = torch.from_numpy(inputs.images).to(torch_device)
-    report = train_steps(state, images, family, config.training, on_progress, on_checkpoint)
+    report = train_steps(state, images, family, config.training, on_progress, on_checkpoint,
+                         heartbeat=on_heartbeat if observers else None)
     if report.steps_done:
         manifest = manifest.with_timing(RunTiming(
             steps=report.steps_done, seconds=report.seconds, steps_per_second=report.steps_per_second,
             images_per_second=report.steps_per_second * config.training.batch_size))
         manifest.write()
+    observers.finished(manifest)
     return manifest
 

@@ -78,6 +78,10 @@ class TrainingCallbacks:
     progress: Callable[[int, dict[str, float]], None] = lambda step, stats: None
     checkpoint: Callable[[GanState], None] = lambda state: None
     abort: Callable[[], bool] = lambda: False
+    # a window that outlasts `heartbeat_seconds` reports the means of its steps so far (one host sync), so a watcher
+    # hears from a slow run at least that often; the history keeps whole windows only
+    heartbeat: Callable[[int, dict[str, float]], None] | None = None
+    heartbeat_seconds: float = 30.0
 
 
 @dataclass
@@ -371,6 +375,7 @@ def _run_steps(state: GanState, data: TrainingData, config: TrainingConfig, call
     report = TrainingReport(0, 0.0)
     window, window_steps = torch.zeros(len(STAT_NAMES), device=data.device), 0
     graphs = state.compiled == "reduce-overhead"
+    heartbeat = Heartbeat(callbacks, STAT_NAMES)
     while state.step < config.steps and not callbacks.abort():
         follow_load()
         if graphs:  # a new iteration: CUDA graphs may reuse the previous step's output buffers
@@ -384,11 +389,33 @@ def _run_steps(state: GanState, data: TrainingData, config: TrainingConfig, call
             window_steps = 0
             check_finite(state, report.history[-1])
             callbacks.progress(state.step, report.history[-1])
-        elif checkpoint_due:
-            check_finite(state, None)
+            heartbeat.reset()
+        else:
+            heartbeat.beat_if_due(state.step, window, window_steps)
+            if checkpoint_due:
+                check_finite(state, None)
         if checkpoint_due:
             callbacks.checkpoint(state)
     return report
+
+
+class Heartbeat:
+    """Calls `callbacks.heartbeat` with a window's means so far once `heartbeat_seconds` pass without a report.
+    Between beats it costs one clock read per step."""
+
+    def __init__(self, callbacks: TrainingCallbacks, names: tuple[str, ...]) -> None:
+        self.callbacks, self.names = callbacks, names
+        self.reset()
+
+    def reset(self) -> None:
+        self.last = time.monotonic()
+
+    def beat_if_due(self, step: int, window: Tensor, window_steps: int) -> None:
+        if self.callbacks.heartbeat is None or time.monotonic() - self.last < self.callbacks.heartbeat_seconds:
+            return
+        means = (window / window_steps).tolist()  # a host sync, at most once per heartbeat_seconds
+        self.callbacks.heartbeat(step, {"step": step, **dict(zip(self.names, means))})
+        self.reset()
 
 
 def check_finite(state: GanState, stats: dict[str, float] | None) -> None:

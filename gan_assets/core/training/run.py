@@ -37,6 +37,7 @@ from gan_assets.core.training.loop import (
     train,
 )
 from gan_assets.core.training.manifest import HISTORY_FILE, ModeCentres, RunManifest, RunTiming
+from gan_assets.core.training.observers import CheckpointEvent, ProgressClock, RunObserver, RunStart, as_observers
 
 if TYPE_CHECKING:
     from gan_assets.core.training.distributed import DataParallel
@@ -109,21 +110,25 @@ def device_images(images, device: torch.device) -> torch.Tensor:
 
 def train_run(config: ExperimentConfig, inputs: RunInputs, run_dir: Path, *,
               device: DeviceSettings | str | None = None, log: Callable[[str], None] = print,
-              parallel: DataParallel | None = None) -> RunManifest:
+              parallel: DataParallel | None = None, observer: RunObserver | None = None) -> RunManifest:
     """Train (or resume) the run in `run_dir` on `device` (settings, or a name: auto, cpu, cuda, cuda:N; None: the
     environment's, GAN_DEVICE. The deployment's choice, no part of the config or the run key); return its final
     manifest. With `parallel` this process is one rank of a data-parallel run (core/training/distributed.py): only
-    rank 0 writes to `run_dir`. A GPU's cached memory is released when the run ends, however it ends."""
+    rank 0 writes to `run_dir`. `observer` (core/training/observers.py) watches it live; give it on rank 0 only.
+    A GPU's cached memory is released and the observer closed when the run ends, however it ends."""
     settings = DeviceSettings.of(device)
     torch_device = prepare_device(settings)
+    observers = as_observers(observer, log)
     try:
-        return _train_on(config, inputs, run_dir, torch_device, settings, log, parallel)
+        return _train_on(config, inputs, run_dir, torch_device, settings, log, parallel, observers)
     finally:
+        observers.close()
         release_device_memory(torch_device)
 
 
 def _train_on(config: ExperimentConfig, inputs: RunInputs, run_dir: Path, torch_device: torch.device,
-              settings: DeviceSettings, log: Callable[[str], None], parallel: DataParallel | None) -> RunManifest:
+              settings: DeviceSettings, log: Callable[[str], None], parallel: DataParallel | None,
+              observers: RunObserver) -> RunManifest:
     if config.training.fake_label > 0:
         log(FAKE_LABEL_WARNING.format(beta=config.training.fake_label))
     adapt_to_load(torch_device.type)  # as many threads as there are CPUs free now (fixed once on a GPU)
@@ -140,11 +145,16 @@ def _train_on(config: ExperimentConfig, inputs: RunInputs, run_dir: Path, torch_
 
     def on_checkpoint(s: GanState) -> None:
         nonlocal manifest
-        manifest = manifest.with_checkpoint(write_checkpoint(run_dir, s))
+        entry = write_checkpoint(run_dir, s)
+        manifest = manifest.with_checkpoint(entry)
         write_parquet_atomic(_history_table(history), run_dir / manifest.history)
         manifest.write()  # last: whatever it lists is complete
+        observers.checkpoint(CheckpointEvent(manifest, entry))
 
     started, first_step, warned = time.perf_counter(), state.step, False
+    clock = ProgressClock(first_step, config.training.steps)
+    observers.started(RunStart(run_dir=run_dir, family=config.model.family, config=json.loads(config.model_dump_json()),
+                               first_step=first_step, total_steps=config.training.steps))
 
     def on_progress(step: int, stats: dict[str, float]) -> None:
         nonlocal warned
@@ -152,12 +162,17 @@ def _train_on(config: ExperimentConfig, inputs: RunInputs, run_dir: Path, torch_
         done, left, seconds = step - first_step, config.training.steps - step, time.perf_counter() - started
         log(f"step {step}/{config.training.steps} " + " ".join(f"{k} {v:.4f}" for k, v in stats.items() if k != "step")
             + progress_rate(done, left, seconds))
+        observers.progress(clock.progress(step, stats))
         if not warned and done > 0 and left * seconds / done > LONG_RUN_SECONDS:
             warned = True  # a judgement, not an error: said once, with the measured ETA, and training goes on
             log(f"warning: training.steps {config.training.steps} at the measured {done / seconds:.1f} steps/s "
                 f"ends in {duration(left * seconds / done)}; lower training.steps if that was not meant")
 
-    callbacks = TrainingCallbacks(progress=on_progress, checkpoint=on_checkpoint)
+    def on_heartbeat(step: int, stats: dict[str, float]) -> None:
+        observers.progress(clock.progress(step, stats, complete=False))
+
+    callbacks = TrainingCallbacks(progress=on_progress, checkpoint=on_checkpoint,
+                                  heartbeat=on_heartbeat if observers else None)
     if parallel is not None:
         callbacks = parallel.attach(state, config.training.batch_size, callbacks)
     report = train(state, data, config.training, callbacks)
@@ -167,6 +182,7 @@ def _train_on(config: ExperimentConfig, inputs: RunInputs, run_dir: Path, torch_
                                                   steps_per_second=report.steps_per_second,
                                                   images_per_second=images_per_second))
         manifest.write()
+    observers.finished(manifest)
     return manifest
 
 
