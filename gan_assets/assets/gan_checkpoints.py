@@ -19,10 +19,13 @@ from gan_assets.core.data.sources.mixtures import modes_of
 from gan_assets.core.gallery.plots import render_loss_curves_png
 from gan_assets.core.png import markdown_png
 from gan_assets.core.storage import experiment_path
+from gan_assets.core.telemetry.grids import live_grid_drawer
 from gan_assets.core.training.likelihood import train_family_run
 from gan_assets.core.training.manifest import RETRAIN_HINT, ModeCentres
+from gan_assets.core.training.observers import Observers
 from gan_assets.core.training.report import RunReport, run_report
 from gan_assets.core.training.run import FAKE_LABEL_WARNING, RunInputs, run_key
+from gan_assets.resources.live_events import DagsterLive
 from gan_assets.resources.store import ExperimentStore
 from gan_assets.resources.torch_device import TorchDevice
 from gan_assets.resources.trainer_launch import TrainerLaunch, train_elsewhere
@@ -68,7 +71,9 @@ def gan_checkpoints(context: dg.AssetExecutionContext, config: TrainingRun, stor
                        reference_labels=reference_batch.labels, reference_z=reference_batch.z,
                        modes=point_modes(dataset), class_names=dataset.class_names)
     if trainer_launch.mode == "in_process":
-        manifest = train_family_run(config, inputs, run_dir, device=torch_device.settings(), log=context.log.info)
+        watchers = Observers([DagsterLive(context)], draw_grid=live_grid_drawer(inputs), log=context.log.warning)
+        manifest = train_family_run(config, inputs, run_dir, device=torch_device.settings(), log=context.log.info,
+                                    observer=watchers)
         report = run_report(manifest)
     elif config.model.family != "gan":  # data parallelism is built for the two players' loop only
         raise dg.Failure(f"trainer_launch mode {trainer_launch.mode!r} trains model.family 'gan' only; "

@@ -33,6 +33,7 @@ from gan_assets.core.training.manifest import RunManifest
 from gan_assets.core.training.report import CHECK_NAMES, CheckOutcome, RunReport
 from gan_assets.core.training.run import RunInputs
 from gan_assets.core.training.trainer_inputs import write_trainer_inputs
+from gan_assets.resources.live_events import DagsterLive, live_events_from
 from gan_assets.resources.trainer_k8s import TrainerPod, run_in_pod
 from gan_assets.trainer.pipes_trainer import STATUS_FILE
 
@@ -86,11 +87,12 @@ def train_elsewhere(context: dg.AssetExecutionContext, launch: TrainerLaunch, co
               "inputs": str(write_trainer_inputs(inputs, launch_dir / "inputs.npz"))}
     context.log.info(f"training with {launch.ranks} rank(s) ({launch.mode}): {launch.module}")
     try:
-        if launch.mode == "k8s":
-            invocation = run_in_pod(context, launch.pod, launch.torchrun_command(python="python"), extras)
-        else:
-            invocation = dg.PipesSubprocessClient().run(context=context, command=launch.torchrun_command(),
-                                                        extras=extras)
+        with live_events_from(launch_dir, DagsterLive(context)):  # rank 0's progress, on the asset page as it trains
+            if launch.mode == "k8s":
+                invocation = run_in_pod(context, launch.pod, launch.torchrun_command(python="python"), extras)
+            else:
+                invocation = dg.PipesSubprocessClient().run(context=context, command=launch.torchrun_command(),
+                                                            extras=extras)
     except DagsterPipesExecutionError as err:
         raise dg.Failure(f"the trainer failed ({err}): " + rank_errors(launch_dir)) from err
     report = report_from_pipes(invocation.get_results(implicit_materializations=False), launch)

@@ -34,7 +34,10 @@ from gan_assets.core.config import ExperimentConfig
 from gan_assets.core.runtime.device import DeviceSettings
 from gan_assets.core.training.distributed import DataParallel, rank_device
 from gan_assets.core.training.report import CHECK_NAMES, RunReport, run_report
-from gan_assets.core.training.run import train_run
+from gan_assets.core.telemetry.grids import live_grid_drawer
+from gan_assets.core.telemetry.live_file import LiveFileObserver
+from gan_assets.core.training.observers import Observers
+from gan_assets.core.training.run import RunInputs, train_run
 from gan_assets.core.training.trainer_inputs import read_trainer_inputs
 
 STATUS_FILE = "rank_{rank}.json"
@@ -83,11 +86,19 @@ def train_rank(extras: dict[str, Any], parallel: DataParallel | None, log) -> Ru
         torch_device = rank_device(device.name, parallel.local_rank)
         parallel.start(torch_device)
         device = replace(device, name=str(torch_device))
-    manifest = train_run(config, inputs, Path(extras["run_dir"]), device=device, log=log, parallel=parallel)
+    leader = parallel is None or parallel.is_leader
+    watchers = rank_observers(extras, inputs, log) if leader else None
+    manifest = train_run(config, inputs, Path(extras["run_dir"]), device=device, log=log, parallel=parallel,
+                         observer=watchers)
     if parallel is not None and not parallel.replicas_identical():
         raise RuntimeError(f"the ranks' weights differ after training (rank {parallel.rank}): gradients were not "
                            f"averaged alike; the run in {extras['run_dir']} cannot be trusted")
-    return run_report(manifest) if parallel is None or parallel.is_leader else None
+    return run_report(manifest) if leader else None
+
+
+def rank_observers(extras: dict[str, Any], inputs: RunInputs, log) -> Observers:
+    """Rank 0's watchers: the live file the launching Dagster step follows (gan_assets/resources/live_events.py)."""
+    return Observers([LiveFileObserver(Path(extras["launch_dir"]))], draw_grid=live_grid_drawer(inputs), log=log)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -72,6 +72,25 @@ def test_two_ranks_report_one_materialization_and_write_one_set_of_checkpoints(t
     assert checks["finite_weights"].metadata["non_finite_tensors"].value == 0
 
 
+def test_rank_0_reports_progress_and_grids_on_the_asset_page_before_it_materializes(world, two_ranks):
+    """Rank 0 writes its live file (launch/live.jsonl); the launching step reports it as observations, in order."""
+    _, instance = world
+    run_id = two_ranks.run_id
+    observations = [r for r in instance.fetch_observations(TRAINING[0], limit=1000, ascending=True).records
+                    if r.run_id == run_id]
+    [materialization] = [r for r in instance.fetch_materializations(TRAINING[0], limit=100).records if r.run_id == run_id]
+    assert observations and all(r.storage_id < materialization.storage_id for r in observations)
+    metadata = [r.asset_observation.metadata for r in observations]
+    history = two_ranks.output_for_node("gan_checkpoints").history_frame().set_index("step")
+    progress = [m for m in metadata if "loss_d" in m]
+    assert [m["step"].value for m in progress] == [5, 20]  # the first window, then at most one per 10 s, the last
+    for m in progress:  # the global batch's means, as the history holds them
+        assert m["loss_d"].value == pytest.approx(history.loc[m["step"].value, "loss_d"], abs=5e-5)
+    grids = [m for m in metadata if "samples" in m]
+    assert [m["step"].value for m in grids] == [10, 20]
+    assert all(m["samples"].value.startswith("![fixed-z samples") for m in grids)
+
+
 def test_switching_back_to_in_process_keeps_the_run_and_its_data_version(world, two_ranks):
     [by_ranks] = two_ranks.asset_materializations_for_node("gan_checkpoints")
     in_process = materialize(world, None)
