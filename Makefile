@@ -15,11 +15,13 @@ NPROC_FLAG := $(if $(NPROC),--nproc $(NPROC))
 FRESH ?=
 FRESH_FLAG := $(if $(filter 1 true yes on TRUE YES ON True Yes On,$(FRESH)),--fresh)
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
+# The pipeline's storage root (GAN_STORAGE_ROOT, else data): the local servers keep their files under it.
+STORAGE_ROOT ?= $(or $(GAN_STORAGE_ROOT),data)
 
 THREE_GAMES := experiments/digits-dcgan.yaml experiments/digits-minimax.yaml experiments/digits-maximum-likelihood.yaml
 FAMILIES := experiments/digits-dcgan.yaml experiments/digits-vae.yaml experiments/digits-fvbn.yaml experiments/digits-real-nvp.yaml
 
-.PHONY: help install run compare compare-families test ui bench bench-modes gallery clean-data
+.PHONY: help install run compare compare-families test ui bench bench-modes gallery sample-export clean-data mlflow tensorboard
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
@@ -51,6 +53,13 @@ bench-modes: install  ## PacGAN's ring8/grid25 mode-collapse suite (ONLY='ring8/
 gallery: install  ## print (and open) the experiment's HTML gallery
 	$(PY) -m pipelines.cli.gallery "$(EXPERIMENT)" --open
 
+# N samples of an exported generator as a PNG grid, with plain torch (pipelines/cli/sample_export.py). EXPORT: an
+# export folder; empty: EXPERIMENT's newest, under data/experiments/<name>/export/.
+EXPORT ?=
+N ?= 64
+sample-export: install  ## a PNG grid of N samples from an exported generator (EXPORT=<folder> N=64)
+	$(PY) -m pipelines.cli.sample_export $(if $(EXPORT),"$(EXPORT)",--experiment "$(EXPERIMENT)") --n $(N)
+
 # The tutorial's three generator costs on digits, then the leaderboard that compares them.
 compare: install $(DAGSTER_HOME)/dagster.yaml  ## the tutorial's three generator costs on digits, then the leaderboard
 	$(PY) -m pipelines.cli.run_experiment $(THREE_GAMES) --leaderboard $(DEVICE_FLAG)
@@ -73,6 +82,22 @@ test: install  ## install, then every test (import contracts, UI test included)
 
 ui: install $(DAGSTER_HOME)/dagster.yaml  ## the Dagster UI on http://127.0.0.1:3000
 	$(if $(DEVICE),GAN_DEVICE=$(DEVICE)) $(if $(NPROC),GAN_TRAIN_NPROC=$(NPROC)) $(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+
+# The MLflow tracking server, runs and model registry in SQLite. --artifacts-destination (artifact serving is on by
+# default): clients upload files through the server over HTTP, so a trainer on another machine needs no shared disk
+# (a --default-artifact-root path would have every client write to that path itself).
+MLFLOW_PORT ?= 5000
+MLFLOW_DIR = $(abspath $(STORAGE_ROOT))/mlflow
+mlflow: install  ## MLflow server on 127.0.0.1:5000 (MLFLOW_PORT=); `MLFLOW_TRACKING_URI=http://127.0.0.1:5000 make run` tracks
+	mkdir -p "$(MLFLOW_DIR)/artifacts"
+	$(VENV)/bin/mlflow server --host 127.0.0.1 --port $(MLFLOW_PORT) --workers 1 \
+		--backend-store-uri "sqlite:///$(MLFLOW_DIR)/mlflow.db" --artifacts-destination "$(MLFLOW_DIR)/artifacts"
+
+# Every run's event files (core/telemetry/tensorboard.py) lie under its run directory, so the experiments folder
+# shows them all, each named experiment/runs/run_key/tensorboard (its scores: .../tensorboard/scores).
+TB_PORT ?= 6006
+tensorboard: install  ## TensorBoard of every run's curves, grids and scores on 127.0.0.1:6006 (TB_PORT=)
+	$(VENV)/bin/tensorboard --logdir "$(STORAGE_ROOT)/experiments" --host 127.0.0.1 --port $(TB_PORT)
 
 clean-data:  ## delete every materialized output and the local Dagster instance
 	rm -rf data/experiments data/dagster_home

@@ -16,6 +16,7 @@ from gan_assets.assets.checkpoint_scores import checkpoint_scores
 from gan_assets.assets.config_sources import config_sources
 from gan_assets.assets.dataset import dataset
 from gan_assets.assets.evaluator import evaluator
+from gan_assets.assets.exported_generator import exported_generator
 from gan_assets.assets.gan_checkpoints import gan_checkpoints
 from gan_assets.assets.leaderboard import leaderboard
 from gan_assets.assets.reference_batch import reference_batch
@@ -24,6 +25,7 @@ from gan_assets.assets.tutorial import cost_response_curves, divergence_fits
 from gan_assets.resources.io_manager import io_manager_at
 from gan_assets.resources.store import store_at
 from gan_assets.resources.torch_device import TorchDevice
+from gan_assets.resources.tracking import MlflowTracking
 from gan_assets.resources.trainer_launch import TrainerLaunch, launch_from_env
 from pipelines.automation.policy import automated, automation_sensor, train_new_experiments_by_default
 from pipelines.automation.recovery import dead_run_sensor, no_retry_on_user_error
@@ -34,7 +36,8 @@ from pipelines.automation.sensors import config_change_sensor, experiment_files_
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-GAN_ASSETS = [dataset, reference_batch, evaluator, gan_checkpoints, checkpoint_scores, sample_gallery]
+GAN_ASSETS = [dataset, reference_batch, evaluator, gan_checkpoints, checkpoint_scores, exported_generator,
+              sample_gallery]
 
 # The whole graph for one experiment: what `make run` and "Materialize all" execute.
 experiment_job = dg.define_asset_job("experiment", selection=dg.AssetSelection.assets(*GAN_ASSETS))
@@ -66,7 +69,8 @@ def build_definitions(storage_root: str | Path, experiments_dir: str | Path,
         sensors=[experiment_files_sensor, config_change_sensor, automation_sensor, dead_run_sensor],
         schedules=[weekly_retrain_schedule(train_new_experiments), force_retrain_schedule(forced_experiments_from_env())],
         resources={"store": store_at(experiments_dir, storage_root), "torch_device": torch_device,
-                   "trainer_launch": trainer or launch_from_env(), "io_manager": io_manager_at(storage_root)},
+                   "trainer_launch": trainer or launch_from_env(), "io_manager": io_manager_at(storage_root),
+                   "mlflow_tracking": MlflowTracking()},
     )
 
 

@@ -11,6 +11,8 @@ for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "
 # The suite trains on the CPU on every machine, whatever GAN_DEVICE the shell has: a GPU would change numbers the
 # tests pin and the speed they were sized for. Tests of the CUDA path opt in (`@pytest.mark.cuda`, device="cuda").
 os.environ["GAN_DEVICE"] = "cpu"
+# A shell's tracking server never receives the tests' runs: tests that track start their own (tests/mlflow_server.py).
+os.environ.pop("MLFLOW_TRACKING_URI", None)
 
 import torch  # noqa: E402
 
@@ -20,6 +22,8 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 import yaml  # noqa: E402
+
+from tests.mlflow_server import mlflow_server  # noqa: E402,F401 - the fixture, for every test folder
 
 # Small enough that the whole graph materializes in seconds on two CPU cores.
 TINY_EXPERIMENT = {

@@ -12,7 +12,7 @@ from gan_assets.core.data.images import Examples
 from gan_assets.core.data.reference import ReferenceBatch
 from gan_assets.core.evaluation.classifier import Classifier
 from gan_assets.core.evaluation.devices import released
-from gan_assets.core.evaluation.loading import load_generator, sampled_weights
+from gan_assets.core.evaluation.loading import generator_file, load_generator, sampled_weights
 from gan_assets.core.evaluation.sampling_speed import measure_sampling
 from gan_assets.core.evaluation.scoring import REAL_FLOOR, best_row, frame_hash, real_floor_row, score_checkpoints
 from gan_assets.core.gallery.plots import render_score_curves_png
@@ -20,10 +20,13 @@ from gan_assets.core.models.families import family_of
 from gan_assets.core.models.gan.networks import model_input
 from gan_assets.core.png import markdown_png
 from gan_assets.core.runtime.device import prepare_device
+from gan_assets.core.telemetry import tensorboard
+from gan_assets.core.telemetry.tracking import log_checkpoint_scores, register_best_generator
 from gan_assets.core.training.guards import mode_collapse, regression
 from gan_assets.core.training.manifest import RunManifest
 from gan_assets.resources.store import ExperimentStore
 from gan_assets.resources.torch_device import TorchDevice
+from gan_assets.resources.tracking import MlflowTracking
 from gan_assets.resources.ui_images import served_image
 
 CHECKS = [
@@ -39,7 +42,7 @@ CHECKS = [
           check_specs=CHECKS)
 def checkpoint_scores(context: dg.AssetExecutionContext, store: ExperimentStore, torch_device: TorchDevice,
                       gan_checkpoints: RunManifest, evaluator: Classifier, dataset: Examples,
-                      reference_batch: ReferenceBatch):
+                      reference_batch: ReferenceBatch, mlflow_tracking: MlflowTracking):
     """Scores the checkpoints its upstream manifest names, in the evaluator's features, on the deployment's device."""
     config = load_config(context, store, dataset)
     evaluation = config.evaluation
@@ -52,14 +55,16 @@ def checkpoint_scores(context: dg.AssetExecutionContext, store: ExperimentStore,
     floor = real_floor_row(scores)
     metric_columns = [c for c in scores.columns if c not in ("name", "step")]
     previous = previous_best(context, evaluation.best_metric)  # read before this materialization lands
+    tracked = track_in_mlflow(context, mlflow_tracking, gan_checkpoints, scores, best, evaluation.generator)
+    tracked |= scores_to_tensorboard(context, gan_checkpoints, scores)
     yield dg.Output(scores, data_version=dg.DataVersion(frame_hash(scores)), metadata={
         "best_checkpoint": best["name"],
         "sampling": evaluation.sampling,
         "generator": sampled_weights(gan_checkpoints, evaluation.generator),  # G's moving average, or G itself
         "device": str(device),  # where the samples were drawn and scored, and the sampling speed measured
         "feature_extractor": "the evaluator's penultimate layer (not comparable to published Inception FID)",
-        **({"inception_extractor": f"torchvision inception_v3 pool3, weights sha256 {evaluation.inception.sha256}"}
-           if evaluation.inception.weights else {}),
+        **({"inception_extractor": f"{', '.join(evaluation.inception_columns)}: {evaluation.inception.label}"}
+           if evaluation.inception.weights else {}),  # the network, the weights' sha256 and the resize of each column
         "best_step": int(best["step"]),
         **{f"best_{c}": rounded(best[c]) for c in metric_columns},  # plain numbers: Dagster plots them
         **{f"{REAL_FLOOR}_{c}": rounded(floor[c]) for c in metric_columns if pd.notna(floor[c])},
@@ -67,6 +72,7 @@ def checkpoint_scores(context: dg.AssetExecutionContext, store: ExperimentStore,
         "scores": score_table(scores),  # sortable in the UI, every row
         **score_chart(context, render_score_curves_png(scores[scores["name"] != REAL_FLOOR], floor)),
         "dagster/row_count": len(scores),
+        **tracked,
         **config_metadata(config),
     })
     yield from score_checks(best, floor, previous, evaluation.best_metric, evaluation.best_direction)
@@ -85,6 +91,41 @@ def family_figures(manifest: RunManifest, best: str, dataset: Examples, referenc
     bound = None if family == "gan" else family_of(manifest.model).bits_per_dim_is_bound
     return {"family": family, **({"bits_per_dim_is_bound": bound} if bound is not None else {}),
             **{k: rounded(v) if isinstance(v, float) else v for k, v in measured.items()}}
+
+
+def track_in_mlflow(context: dg.AssetExecutionContext, tracking: MlflowTracking, manifest: RunManifest,
+                    scores: pd.DataFrame, best: pd.Series, weights: str) -> dict:
+    """When MLflow tracking is on: the scores into the training's MLflow run, the best checkpoint's generator (the
+    weights it was scored with) registered as a version of the model named after the experiment. Returns the
+    metadata that links to them; a server that fails is a warning in the run's log, never a failed step."""
+    settings = tracking.settings()
+    if settings is None:
+        return {}
+    run_key, key = manifest.run_dir.name, context.partition_key
+    tags = {"gan.experiment": key, "dagster.partition": key, "dagster.scores_run_id": context.run.run_id}
+    run = log_checkpoint_scores(settings, run_key, scores, best["name"], context.log.warning, tags=tags)
+    if run is None:  # said once; a server that failed this would fail the registration too
+        return {}
+    entry = next(e for e in manifest.checkpoints if e.name == best["name"])
+    which = generator_file(entry, weights)
+    best_scores = {c: float(best[c]) for c in scores.select_dtypes("number").columns if c != "step" and pd.notna(best[c])}
+    version = register_best_generator(
+        settings, run_key, key, {which: manifest.verified_path(entry, which)}, best_scores,
+        f"{key}: the {which} weights of checkpoint {entry.name} (step {entry.step}) of run {run_key}",
+        context.log.warning, checkpoint=entry.name, tags=tags)
+    return {"mlflow_run": dg.MetadataValue.url(run.url) if run.url else run.run_id} | (
+        {"mlflow_model_version": f"models:/{key}/{version}"} if version else {})
+
+
+def scores_to_tensorboard(context: dg.AssetExecutionContext, manifest: RunManifest, scores: pd.DataFrame) -> dict:
+    """Every checkpoint's scores beside the run's training curves in TensorBoard (`make tensorboard`); a disk that
+    refuses the write is a warning, never a failed step."""
+    try:
+        folder = tensorboard.log_checkpoint_scores(manifest.run_dir, scores)
+    except OSError as err:
+        context.log.warning(f"scores not written for TensorBoard under {manifest.run_dir}: {err}")
+        return {}
+    return {"tensorboard_scores": dg.MetadataValue.path(str(folder))}
 
 
 def score_chart(context: dg.AssetExecutionContext, png: bytes) -> dict:

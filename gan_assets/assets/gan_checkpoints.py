@@ -19,15 +19,15 @@ from gan_assets.core.data.sources.mixtures import modes_of
 from gan_assets.core.gallery.plots import render_loss_curves_png
 from gan_assets.core.png import markdown_png
 from gan_assets.core.storage import experiment_path
-from gan_assets.core.telemetry.grids import live_grid_drawer
+from gan_assets.core.telemetry.session import training_observers
 from gan_assets.core.training.likelihood import train_family_run
 from gan_assets.core.training.manifest import RETRAIN_HINT, ModeCentres
-from gan_assets.core.training.observers import Observers
 from gan_assets.core.training.report import RunReport, run_report
 from gan_assets.core.training.run import FAKE_LABEL_WARNING, RunInputs, run_key
 from gan_assets.resources.live_events import DagsterLive
 from gan_assets.resources.store import ExperimentStore
 from gan_assets.resources.torch_device import TorchDevice
+from gan_assets.resources.tracking import MlflowTracking
 from gan_assets.resources.trainer_launch import TrainerLaunch, train_elsewhere
 from gan_assets.resources.ui_images import served_image
 
@@ -52,11 +52,13 @@ class TrainingRun(dg.Config):
           code_version=CODE_VERSION, group_name="gan", pool="gpu",
           kinds={"pytorch", "safetensors"}, check_specs=CHECKS)
 def gan_checkpoints(context: dg.AssetExecutionContext, config: TrainingRun, store: ExperimentStore,
-                    torch_device: TorchDevice, trainer_launch: TrainerLaunch, dataset: Examples,
-                    reference_batch: ReferenceBatch):
+                    torch_device: TorchDevice, trainer_launch: TrainerLaunch, mlflow_tracking: MlflowTracking,
+                    dataset: Examples, reference_batch: ReferenceBatch):
     """Train (or resume) the run keyed by config + upstream data; the manifest lists its checkpoints.
     The device and the launch (in process, or torchrun ranks through Dagster Pipes: `trainer_launch`) come from
-    the deployment, never from the run key: they do not change the run."""
+    the deployment, never from the run key: they do not change the run. While it trains, it reports progress on this
+    asset's page, writes TensorBoard event files into the run directory and, where `mlflow_tracking` is set, logs
+    an MLflow run (core/telemetry/)."""
     run_options, config = config, load_config(context, store, dataset)
     upstream = {"dataset": dataset.content_hash(), "reference_batch": reference_batch.content_hash()}
     key = run_key(config, upstream, CODE_VERSION)
@@ -70,8 +72,11 @@ def gan_checkpoints(context: dg.AssetExecutionContext, config: TrainingRun, stor
                        reference_images=dataset.examples[rows_by_id(dataset, reference_batch.ids)],
                        reference_labels=reference_batch.labels, reference_z=reference_batch.z,
                        modes=point_modes(dataset), class_names=dataset.class_names)
+    tracking = mlflow_tracking.settings()
+    tags = tracking_tags(context, upstream) if tracking is not None else {}
     if trainer_launch.mode == "in_process":
-        watchers = Observers([DagsterLive(context)], draw_grid=live_grid_drawer(inputs), log=context.log.warning)
+        watchers = training_observers(run_dir, inputs, tracking=tracking, tags=tags, extra=[DagsterLive(context)],
+                                      log=context.log.warning)
         manifest = train_family_run(config, inputs, run_dir, device=torch_device.settings(), log=context.log.info,
                                     observer=watchers)
         report = run_report(manifest)
@@ -80,7 +85,7 @@ def gan_checkpoints(context: dg.AssetExecutionContext, config: TrainingRun, stor
                          f"{context.partition_key} is {config.model.family!r}: launch it in process")
     else:  # the same train_run in torchrun's ranks; rank 0 computes the same report and sends it through Pipes
         manifest, report = train_elsewhere(context, trainer_launch, config.record(), inputs, run_dir,
-                                             torch_device.settings())
+                                             torch_device.settings(), tracking=tracking, tags=tags)
     # what this training was computed from, for the retrain schedule's staleness test
     inputs = {f"config/{k}": v for k, v in observed_versions(context).items()} | upstream
     metadata = {**loss_chart(context, manifest.history_frame()), **training_metadata(report, config),
@@ -94,6 +99,16 @@ def gan_checkpoints(context: dg.AssetExecutionContext, config: TrainingRun, stor
     balanced = report.checks["d_domination"]
     yield dg.AssetCheckResult(check_name="d_domination", passed=balanced.passed, severity=dg.AssetCheckSeverity.WARN,
                               metadata=balanced.facts)
+
+
+def tracking_tags(context: dg.AssetExecutionContext, upstream: dict[str, str]) -> dict[str, str]:
+    """What leads from an MLflow run back to Dagster: the experiment (partition), the Dagster run, the code and the
+    versions of the data and config sections the training was computed from."""
+    versions = {f"gan.config_version.{k}": v for k, v in observed_versions(context).items() if v is not None}
+    return {"gan.experiment": context.partition_key, "dagster.partition": context.partition_key,
+            "dagster.run_id": context.run.run_id, "dagster.asset": "gan_checkpoints", "gan.code_version": CODE_VERSION,
+            "gan.dataset_version": upstream["dataset"], "gan.reference_batch_version": upstream["reference_batch"],
+            **versions}
 
 
 def point_modes(data: ImageSet | PointSet) -> ModeCentres | None:

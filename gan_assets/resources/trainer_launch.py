@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import asdict
 import sys
 from pathlib import Path
 from typing import Literal
@@ -29,6 +30,7 @@ import dagster as dg
 from dagster._core.errors import DagsterPipesExecutionError  # what a Pipes client raises for a failed process
 
 from gan_assets.core.runtime.device import DeviceSettings
+from gan_assets.core.telemetry.tracking import TrackingSettings
 from gan_assets.core.training.manifest import RunManifest
 from gan_assets.core.training.report import CHECK_NAMES, CheckOutcome, RunReport
 from gan_assets.core.training.run import RunInputs
@@ -77,14 +79,16 @@ def launch_from_env() -> TrainerLaunch:
 
 
 def train_elsewhere(context: dg.AssetExecutionContext, launch: TrainerLaunch, config: dict, inputs: RunInputs,
-                    run_dir: Path, device: DeviceSettings) -> tuple[RunManifest, RunReport]:
+                    run_dir: Path, device: DeviceSettings, tracking: TrackingSettings | None = None,
+                    tags: dict[str, str] | None = None) -> tuple[RunManifest, RunReport]:
     """Run the trainer through Pipes; return the run's manifest and the report rank 0 sent. `config` is the JSON
     record of the config the asset loaded (validated then); the trainer validates it once, in its own process."""
     launch_dir = run_dir / LAUNCH_DIR
     shutil.rmtree(launch_dir, ignore_errors=True)  # statuses of an earlier launch must not speak for this one
     extras = {"config": config, "run_dir": str(run_dir), "device": device.name, "deterministic": device.deterministic,
               "compile": device.compile, "launch_dir": str(launch_dir),
-              "inputs": str(write_trainer_inputs(inputs, launch_dir / "inputs.npz"))}
+              "inputs": str(write_trainer_inputs(inputs, launch_dir / "inputs.npz")),
+              "tracking": asdict(tracking) if tracking is not None else None, "tracking_tags": tags or {}}
     context.log.info(f"training with {launch.ranks} rank(s) ({launch.mode}): {launch.module}")
     try:
         with live_events_from(launch_dir, DagsterLive(context)):  # rank 0's progress, on the asset page as it trains

@@ -7,7 +7,9 @@ The `gan_checkpoints` asset launches it through `PipesSubprocessClient` (torchru
   run_dir     the run directory, shared with the asset, which reads the manifest from it afterwards
   device      the deployment's torch device (auto, cpu, cuda); under torchrun each rank takes cuda:LOCAL_RANK
   deterministic, compile   the deployment's other device settings (core/runtime/device.py: DeviceSettings)
-  launch_dir  where each rank leaves its status (rank_N.json): its error when it fails, its weights' digest at the end
+  launch_dir  where each rank leaves its status (rank_N.json): its error when it fails, its weights' digest at the end;
+              rank 0 also appends its live progress there (live.jsonl), which the launching step reports as it comes
+  tracking, tracking_tags   the MLflow tracking server and the tags that lead back to Dagster (None: not tracked)
 Every rank runs `train_run`, the in-process asset's own function (the ranks split each global batch:
 core/training/distributed.py). Rank 0 alone opens Pipes, logs, and reports the materialization (facts and data version)
 and both checks, computed by `run_report` exactly as the in-process asset computes them.
@@ -34,8 +36,9 @@ from gan_assets.core.config import ExperimentConfig
 from gan_assets.core.runtime.device import DeviceSettings
 from gan_assets.core.training.distributed import DataParallel, rank_device
 from gan_assets.core.training.report import CHECK_NAMES, RunReport, run_report
-from gan_assets.core.telemetry.grids import live_grid_drawer
 from gan_assets.core.telemetry.live_file import LiveFileObserver
+from gan_assets.core.telemetry.session import training_observers
+from gan_assets.core.telemetry.tracking import TrackingSettings
 from gan_assets.core.training.observers import Observers
 from gan_assets.core.training.run import RunInputs, train_run
 from gan_assets.core.training.trainer_inputs import read_trainer_inputs
@@ -97,8 +100,11 @@ def train_rank(extras: dict[str, Any], parallel: DataParallel | None, log) -> Ru
 
 
 def rank_observers(extras: dict[str, Any], inputs: RunInputs, log) -> Observers:
-    """Rank 0's watchers: the live file the launching Dagster step follows (gan_assets/resources/live_events.py)."""
-    return Observers([LiveFileObserver(Path(extras["launch_dir"]))], draw_grid=live_grid_drawer(inputs), log=log)
+    """Rank 0's watchers: those of an in-process training (core/telemetry/session.py), with the live file the
+    launching Dagster step follows (gan_assets/resources/live_events.py) in place of the asset page."""
+    tracking = TrackingSettings(**extras["tracking"]) if extras.get("tracking") else None
+    return training_observers(Path(extras["run_dir"]), inputs, tracking=tracking, tags=extras.get("tracking_tags"),
+                              extra=[LiveFileObserver(Path(extras["launch_dir"]))], log=log)
 
 
 def main(argv: list[str] | None = None) -> int:

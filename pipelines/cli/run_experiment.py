@@ -36,7 +36,8 @@ from gan_assets.resources.trainer_launch import NPROC_SETTING, launch_from_env
 from pipelines.automation.recovery import HOST_TAG, recover_dead_runs
 from pipelines.cli.console import UserInputError, cli_console, failure_of
 
-STAGES = ("dataset", "reference_batch", "evaluator", "gan_checkpoints", "checkpoint_scores", "sample_gallery")
+STAGES = ("dataset", "reference_batch", "evaluator", "gan_checkpoints", "checkpoint_scores", "exported_generator",
+          "sample_gallery")
 
 
 def register(instance: dg.DagsterInstance, key: str) -> None:
@@ -60,6 +61,7 @@ def summary(instance: dg.DagsterInstance, key: str, materialized: list[str], wal
         "gallery": meta["sample_gallery"]["best_grid"],
         "gallery_html": meta["sample_gallery"]["gallery_html"],
         "scores_table": scores["path"],
+        "export": meta["exported_generator"]["export_dir"],  # the best generator, loadable without this project
         "materialized": materialized,
         "wall_seconds": round(wall_seconds, 2),
         "compute_seconds": round(sum(meta[asset].get("compute_seconds", 0.0) for asset in materialized), 2),

@@ -22,6 +22,7 @@ from gan_assets.core.data.images import decode_table, from_table
 from gan_assets.core.data.reference import from_table as reference_from_table
 from gan_assets.resources.store import ExperimentStore
 from gan_assets.resources.torch_device import TorchDevice
+from gan_assets.resources.tracking import MlflowTracking
 from gan_assets.resources.trainer_launch import TrainerLaunch
 from pipelines.definitions import build_definitions
 from tests.conftest import TINY_EXPERIMENT
@@ -60,6 +61,7 @@ def upstream(store):
     model_output, check = list(evaluator(context(), store=store, torch_device=CPU_DEVICE, dataset=decode_table(data.value)))
     checkpoints, *training_checks = gan_checkpoints(context(), config=TrainingRun(), store=store,
                                                     torch_device=CPU_DEVICE, trainer_launch=TrainerLaunch(),
+                                                    mlflow_tracking=MlflowTracking(),
                                                     dataset=decode_table(data.value),
                                                     reference_batch=reference_from_table(reference.value))
     assert {c.check_name: c.passed for c in training_checks} == {"finite_weights": True, "d_domination": True}
@@ -132,6 +134,7 @@ def test_gan_checkpoints_materializes_on_the_torch_device_resource(experiments_d
 def test_scores_and_gallery_assets(upstream, store):
     data, reference, model_output, _, checkpoints = upstream
     scores, collapse, regression = checkpoint_scores(context(), store=store, torch_device=CPU_DEVICE,
+                                                     mlflow_tracking=MlflowTracking(),
                                                      gan_checkpoints=checkpoints.value,
                                                      evaluator=model_output.value, dataset=decode_table(data.value),
                                                      reference_batch=reference_from_table(reference.value))

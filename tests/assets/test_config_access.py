@@ -62,7 +62,8 @@ def test_every_asset_declares_what_it_reads():
                 for a in GAN_ASSETS}
     assert declared == {"dataset": ["dataset", "seed"], "reference_batch": ["model", "reference_batch", "seed"],
                         "evaluator": ["evaluator", "seed"], "gan_checkpoints": ["model", "seed", "training"],
-                        "checkpoint_scores": ["evaluation", "seed"], "sample_gallery": ["evaluation", "gallery", "seed"]}
+                        "checkpoint_scores": ["evaluation", "seed"], "exported_generator": ["evaluation"],
+                        "sample_gallery": ["evaluation", "gallery", "seed"]}
 
 
 def test_a_corrupted_or_edited_snapshot_is_refused_naming_it(tmp_path):

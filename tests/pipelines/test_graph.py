@@ -14,7 +14,8 @@ from pipelines.cli import gallery, run_experiment
 from pipelines.definitions import GAN_ASSETS, build_definitions, defs
 
 ASSET_FILES = {"dataset": "parquet", "reference_batch": "parquet", "evaluator": "safetensors",
-               "gan_checkpoints": "json", "checkpoint_scores": "parquet", "sample_gallery": "json"}
+               "gan_checkpoints": "json", "checkpoint_scores": "parquet", "sample_gallery": "json",
+               "exported_generator": "json"}
 
 
 def test_definitions_load():
@@ -28,6 +29,8 @@ def test_definitions_load():
     assert parents["gan_checkpoints"] == {"dataset", "reference_batch", "config/model", "config/training", "config/seed"}
     assert parents["sample_gallery"] == {"gan_checkpoints", "reference_batch", "checkpoint_scores", "evaluator",
                                          "dataset", "config/gallery", "config/evaluation", "config/seed"}
+    assert parents["exported_generator"] == {"gan_checkpoints", "checkpoint_scores", "reference_batch",
+                                             "config/evaluation"}
     assert defs.resolve_sensor_def("automation").default_status == dg.DefaultSensorStatus.RUNNING
     assert defs.resolve_schedule_def("weekly_retrain").default_status == dg.DefaultScheduleStatus.RUNNING
     assert defs.resolve_job_def("experiment") is not None
@@ -76,6 +79,9 @@ def test_graph_writes_every_asset_to_disk(materialized):
     assert scores["name"].tolist() == ["step_000010", "step_000020", "real_floor"]
     gallery = json.loads((folder / "sample_gallery.json").read_text())
     assert Path(gallery["best"]).is_file() and Path(gallery["progress"]).is_file()
+    export = json.loads((folder / "exported_generator.json").read_text())  # the export folder, beside the runs
+    assert Path(export["path"]).parent == folder / "export" and sorted(export["files"]) == [
+        "card.json", "generator.pt2", "generator.safetensors"]
 
 
 def test_evaluator_check_is_recorded(materialized):

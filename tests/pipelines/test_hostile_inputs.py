@@ -94,7 +94,7 @@ def test_a_second_run_reports_every_stage_current_and_rewrites_nothing(ran, monk
 def test_fresh_retrains_from_scratch_and_rescores(ran, monkeypatch, capfd):
     code, out, _ = run(ran, monkeypatch, capfd, "--fresh")
     assert code == 0 and json.loads(out[-1])["materialized"] == ["gan_checkpoints", "checkpoint_scores",
-                                                                 "sample_gallery"]
+                                                                 "exported_generator", "sample_gallery"]
     runs = sorted(p.name for p in (ran / "store" / "experiments" / "good-beside-poison" / "runs").iterdir())
     assert len(runs) == 2 and "-fresh-" in runs[1]
 

@@ -15,8 +15,9 @@ from gan_assets.assets.experiment_config import experiments_partitions
 from tests.conftest import TINY_EXPERIMENT
 from tests.pipelines.automation.harness import AutomationHarness
 
-EVERYTHING = {"dataset", "reference_batch", "evaluator", "gan_checkpoints", "checkpoint_scores", "sample_gallery"}
-TRAINING_AND_AFTER = {"gan_checkpoints", "checkpoint_scores", "sample_gallery"}
+EVERYTHING = {"dataset", "reference_batch", "evaluator", "gan_checkpoints", "checkpoint_scores", "exported_generator",
+              "sample_gallery"}
+TRAINING_AND_AFTER = {"gan_checkpoints", "checkpoint_scores", "exported_generator", "sample_gallery"}
 
 
 def ran(settled: dict) -> dict:

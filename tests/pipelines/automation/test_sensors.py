@@ -106,7 +106,8 @@ def test_config_sources_stand_apart_from_stage_assets_in_the_lineage_view():
     stages = {key for asset in GAN_ASSETS for key in asset.keys}
     assert stages and not stages & sources
     assert {key.to_user_string() for key in stages} == {  # the stage assets keep their names
-        "dataset", "reference_batch", "evaluator", "gan_checkpoints", "checkpoint_scores", "sample_gallery"}
+        "dataset", "reference_batch", "evaluator", "gan_checkpoints", "checkpoint_scores", "exported_generator",
+        "sample_gallery"}
 
 
 def test_each_yaml_file_is_validated_once_per_change(tmp_path, monkeypatch):
