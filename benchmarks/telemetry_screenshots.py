@@ -3,7 +3,8 @@ headless Chromium photographs `gan_checkpoints`' asset page mid-run, then Tensor
 
     .venv/bin/python benchmarks/telemetry_screenshots.py [--steps 3000] [--out docs]
 
-Writes docs/ui-live-training.png (the asset's events and plots while it trains) and docs/tensorboard-live.png. It
+Writes docs/ui-live-training.png (the asset's events while it trains), docs/ui-live-plots.png (its metadata plotted
+over those events) and docs/tensorboard-live.png. It
 reuses the UI test's Dagster and Chromium drivers (tests/ui/test_ui.py); Debian's `chromium` must be installed.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import json
 import os
 import subprocess
 import sys
@@ -90,6 +92,30 @@ def screenshot(page, url: str, out: Path, settle: float, width: int = 1400, heig
     print(f"wrote {out}")
 
 
+CLICK = """
+((label) => {
+  const button = [...document.querySelectorAll('button')].find((b) => b.textContent.trim() === label);
+  if (button) button.click();
+  return !!button;
+})(%s)
+"""
+
+
+def plots_shot(page, asset_url: str, out: Path) -> None:
+    """The asset's overview, its metadata as plots over events (observations included): the curves as they grow."""
+    page.call("Emulation.setDeviceMetricsOverride", width=1400, height=1000, deviceScaleFactor=1, mobile=False)
+    page.call("Page.navigate", url=asset_url)
+    page.wait_for(CLICK % json.dumps("Plots"), "the metadata's Plots button")
+    time.sleep(2)
+    page.wait_for(CLICK % json.dumps("Events"), "the plots' Events axis")
+    time.sleep(6)
+    page.evaluate("(() => { const h = [...document.querySelectorAll('*')].find((e) => e.textContent.trim() === 'loss_d'"
+                  " && e.children.length === 0); if (h) h.scrollIntoView({block: 'start'}); })()")
+    time.sleep(2)
+    out.write_bytes(base64.b64decode(page.call("Page.captureScreenshot", format="png")["data"]))
+    print(f"wrote {out}")
+
+
 def tensorboard_shot(logdir: Path, page, out: Path) -> None:
     port = free_port()
     proc = subprocess.Popen([str(Path(sys.executable).parent / "tensorboard"), "--logdir", str(logdir),
@@ -102,7 +128,8 @@ def tensorboard_shot(logdir: Path, page, out: Path) -> None:
                 break
             except OSError:
                 time.sleep(1)
-        screenshot(page, f"http://127.0.0.1:{port}/?pinnedCards=&smoothing=0#timeseries", out, settle=15)
+        screenshot(page, f"http://127.0.0.1:{port}/?tagFilter=train%7Csamples&smoothing=0#timeseries", out, settle=15,
+                   width=1600)
     finally:
         kill_group(proc, grace=5)
 
@@ -127,7 +154,7 @@ def main() -> None:
                 page.call("Page.enable")
                 asset = f"{server.url}/assets/gan_checkpoints?partition={PARTITION}"
                 screenshot(page, f"{asset}&view=events", args.out / "ui-live-training.png", settle=8)
-                screenshot(page, f"{asset}&view=plots", args.out / "ui-live-plots.png", settle=8)
+                plots_shot(page, asset, args.out / "ui-live-plots.png")
                 tensorboard_shot(root / "store" / "experiments", page, args.out / "tensorboard-live.png")
         finally:
             kill_group(proc)

@@ -1,8 +1,9 @@
 """A training's progress on its asset page while it trains: Dagster asset observations.
 
 Each report is an `AssetObservation` of `gan_checkpoints` (its partition) with numeric metadata: the step, the
-window's losses, D(x) and D(G(z)), steps/s and the ETA. The UI lists them under the asset's events as they arrive
-and plots every numeric metadata key across events (the asset page's "Plots" tab), so the curves grow during the run.
+window's losses, D(x) and D(G(z)), steps/s and the ETA. The UI lists them under the asset's Events as they arrive,
+and its Overview plots every numeric metadata key across events (Metadata: Plots, axis Events), so the curves grow
+during the run.
 Each checkpoint adds its fixed-z grid, shown in place. Reports come at most every `LIVE_SECONDS` and at least every
 30 s (the loop's heartbeat, core/training/loop.py), however long a logging window is.
 
