@@ -54,12 +54,20 @@ DEFAULT_IMAGE_METRICS = (
 )
 DEFAULT_POINT_METRICS = ("modes",)  # 2-D mixtures: always scored there (PacGAN's protocol), nowhere else
 PIXEL_METRICS = ("nn_ratio",)  # measured in pixels: 2-D points have none, so they are skipped there
+# Registry metrics also scored in the FID Inception network's pool3 features when evaluation.inception is set, into
+# columns `<column>_inception` (fd always; kid and precision_recall when evaluation.metrics lists them).
+INCEPTION_METRICS = ("fd", "kid", "precision_recall")
+INCEPTION_NETWORK = "FID Inception-v3 (the 2015 TensorFlow graph, pytorch-fid's layout), pool3 2048-d"
+# How images reach Inception's 299x299 (metrics/inception.py): clean-fid's "clean" (PIL bicubic on float pixels, input
+# scaled as the TensorFlow graph does) and its "legacy_pytorch" (pytorch-fid's bilinear F.interpolate and scaling).
+INCEPTION_RESIZES = ("clean", "legacy_pytorch")
 
 GeneratorLoss = Literal[GAMES]  # type: ignore[valid-type]
 Augmentation = Literal[AUGMENTATIONS]  # type: ignore[valid-type]
 NormKind = Literal[NORM_KINDS]  # type: ignore[valid-type]
 UpdateRule = Literal[UPDATE_RULES]  # type: ignore[valid-type]
 SamplingMode = Literal[SAMPLING_MODES]  # type: ignore[valid-type]
+InceptionResize = Literal[INCEPTION_RESIZES]  # type: ignore[valid-type]
 # Dataset sources: `sources.LOADERS` imports this module, so a test ties the two (tests/core/test_config.py).
 DatasetSource = Literal["digits", "mnist", "fashion_mnist", "cifar10", "image_folder", "ring8", "grid25",
                         "stacked_mnist"]
@@ -337,21 +345,37 @@ class EvaluatorConfig(Section):
 
 
 class InceptionConfig(Section):
-    """Optional Inception FID: a local torchvision inception_v3 state dict, checked by sha256 before use."""
+    """Optional Inception scores: the FID Inception network from a local weights file (pytorch-fid's layout), checked
+    by sha256 before use, never downloaded."""
 
-    weights: str | None = None  # path of the weights file; never downloaded
+    weights: str | None = None  # path of the weights file (pt_inception-2015-12-05-6726825d.pth); never downloaded
 
     @field_validator("weights")
     @classmethod
     def _a_path(cls, weights: str | None) -> str | None:
         return weights if weights is None else check_path_text(weights)
     sha256: str | None = None  # required with `weights`
+    resize: InceptionResize = "clean"  # how images reach 299x299: "clean" or "legacy_pytorch" (docs/metrics.md)
 
     @model_validator(mode="after")
     def _hash_given(self) -> InceptionConfig:
         if self.weights is not None and (self.sha256 is None or not re.fullmatch(r"[0-9a-fA-F]{64}", self.sha256)):
             raise ValueError("evaluation.inception.sha256 must be the 64-hex sha256 of evaluation.inception.weights")
         return self
+
+    @model_serializer(mode="wrap")
+    def _resize_only_with_weights(self, handler: Any) -> dict[str, Any]:
+        # Without weights nothing is measured in Inception: leaving the unused option out of the record keeps the
+        # scores of experiments without Inception from going stale when the option was added.
+        payload = handler(self)
+        return payload if self.weights is not None else {k: v for k, v in payload.items() if k != "resize"}
+
+    @property
+    def label(self) -> str | None:
+        """What every Inception column is measured with: the network, the weights' sha256, the resize; None if off."""
+        if self.weights is None:
+            return None
+        return f"{INCEPTION_NETWORK}, weights sha256 {self.sha256.lower()}, resize {self.resize}"
 
 
 class EvaluationConfig(Section):
@@ -362,7 +386,7 @@ class EvaluationConfig(Section):
     # How G's batch norm normalises when sampling: `eval` uses running statistics, `train` each
     # generated batch's own, `reference` the statistics of the fixed reference z (§4.3).
     sampling: SamplingMode = "eval"
-    inception: InceptionConfig = InceptionConfig()  # adds an `fd_inception` column when weights are given
+    inception: InceptionConfig = InceptionConfig()  # adds the `*_inception` columns when weights are given
     # Which generator scores and the gallery sample: `ema` the moving average (training.ema_decay) when the run has
     # one, else G itself; `raw` G itself always. The one used is recorded beside the scores.
     generator: Literal["ema", "raw"] = "ema"
@@ -380,10 +404,23 @@ class EvaluationConfig(Section):
             raise ValueError(f"evaluation.num_samples {self.num_samples} is too few for precision_recall, whose "
                              f"k={PRECISION_RECALL_K} nearest neighbours need at least {PRECISION_RECALL_K + 1} samples")
         columns = [c for name in self.metrics for c in METRIC_COLUMNS[name]]
-        columns += ["fd_inception"] if self.inception.weights else []
+        columns += self.inception_columns
         if self.best_metric not in columns:
             raise ValueError(f"evaluation.best_metric {self.best_metric!r} is not computed; columns: {columns}")
         return self
+
+    @property
+    def inception_metrics(self) -> tuple[str, ...]:
+        """The registry metrics scored in Inception features: none without weights; else `fd`, and `kid` and
+        `precision_recall` where `metrics` lists them."""
+        if self.inception.weights is None:
+            return ()
+        return tuple(name for name in INCEPTION_METRICS if name == "fd" or name in self.metrics)
+
+    @property
+    def inception_columns(self) -> list[str]:
+        """The score columns measured in Inception features: `<column>_inception` (fd_inception, kid_inception, …)."""
+        return [f"{c}_inception" for name in self.inception_metrics for c in METRIC_COLUMNS[name]]
 
 
 class GalleryConfig(Section):

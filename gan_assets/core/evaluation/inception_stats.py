@@ -97,5 +97,5 @@ def read_real_features(path: Path, keys: dict[str, str]) -> RealInceptionFeature
                 return None
             return RealInceptionFeatures(*(torch.from_numpy(stored[name].copy())
                                            for name in ("train", "mu", "sigma", "held_out")))
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # truncated, not an npz, or an older layout: computed again
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # truncated, not an npz, an older layout
         return None

@@ -7,6 +7,8 @@ with a likelihood also scores the held-out split's `bits_per_dim` (the real floo
 with PacGAN's mode metrics against the mixture's known centres (`metrics.scored_metrics`).
 Everything runs on one device (devices.py): samples are drawn and embedded there a chunk at a time, and only
 their features, probabilities and (for a pixel metric) pixels are kept; the numbers that leave are floats.
+With `evaluation.inception`, the `*_inception` columns are measured in the FID Inception network's features against
+the real data's, which are computed once per dataset, weights and resize and stored (inception_stats.py).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -25,9 +28,18 @@ from gan_assets.core.data.reference import ReferenceBatch
 from gan_assets.core.data.sources.mixtures import modes_of
 from gan_assets.core.evaluation.classifier import Classifier, embed
 from gan_assets.core.evaluation.devices import CPU, module_device, placed
+from gan_assets.core.evaluation.inception_stats import RealInceptionFeatures, real_inception_features, stats_folder
 from gan_assets.core.evaluation.loading import load_generator, load_model
-from gan_assets.core.evaluation.metrics import Evidence, MetricContext, compute_metrics, median_nearest_distance, scored_metrics
-from gan_assets.core.evaluation.metrics.inception import InceptionExtractor, load_inception, pool_fd
+from gan_assets.core.evaluation.metrics import (
+    Evidence,
+    MetricContext,
+    compute_metrics,
+    frechet_distance_from_stats,
+    gaussian_stats,
+    median_nearest_distance,
+    scored_metrics,
+)
+from gan_assets.core.evaluation.metrics.inception import InceptionExtractor, load_inception
 from gan_assets.core.evaluation.sampling import class_labels, generated_chunks
 from gan_assets.core.models.families import family_of
 from gan_assets.core.models.gan.networks import Generator, model_input
@@ -89,7 +101,7 @@ def score_checkpoints(manifest: RunManifest, *, classifier: Classifier, data: Im
     train_ev, held_ev, ctx = real_context(classifier, data, seed)
     metrics, rows = scored_metrics(evaluation.metrics, isinstance(data, PointSet)), []
     pixels = any(name in PIXEL_METRICS for name in metrics)
-    inception = inception_scorer(evaluation, data, device)
+    inception = inception_scorer(evaluation, data, device, ctx=ctx, stats_dir=stats_folder(manifest.run_dir))
     for entry in manifest.checkpoints:
         crash_point("score_checkpoint")
         generator = load_generator(manifest, entry, evaluation.sampling, *reference.tensors(), device=device,
@@ -98,9 +110,8 @@ def score_checkpoints(manifest: RunManifest, *, classifier: Classifier, data: Im
                                                                    seed + SCORING_SEED_OFFSET), pixels, inception)
         rows.append({"name": entry.name, "step": entry.step, **compute_metrics(metrics, samples, train_ev, ctx),
                      **inception.scores(pool), **held_out_likelihood(manifest, entry, data, seed, device)})
-    held_out = model_input(torch.from_numpy(data.subset("held_out").examples)).to(device)
     rows.append({"name": REAL_FLOOR, "step": None, **compute_metrics(metrics, held_ev, train_ev, ctx),
-                 **inception(held_out)})
+                 **inception.real_floor()})
     frame = pd.DataFrame(rows)
     frame["step"] = frame["step"].astype("Int64")
     return frame
@@ -134,32 +145,56 @@ def held_out_likelihood(manifest: RunManifest, entry: CheckpointEntry, data: Ima
 
 @dataclass(frozen=True, eq=False)  # eq=False: tensors have no truth value, so no __eq__
 class InceptionScorer:
-    """`fd_inception` against the train split's pool features; without an extractor, scores nothing."""
+    """The `*_inception` columns: `metrics` (registry keys) measured in the FID Inception network's pool features
+    against the train split's; without an extractor, scores nothing."""
 
     extractor: InceptionExtractor | None = None
-    real: torch.Tensor | None = None  # the train split's pool features
+    real: RealInceptionFeatures | None = None  # the real splits' features and the train split's statistics
+    metrics: tuple[str, ...] = ("fd",)
+    ctx: MetricContext | None = None  # KID's seed and subsets, precision/recall's k: the evaluator's, shared
 
     def features(self, images: torch.Tensor) -> torch.Tensor | None:
         return None if self.extractor is None else self.extractor.features(images)
 
     def scores(self, features: torch.Tensor | None) -> dict[str, float]:
+        """fd from the stored reference statistics (never the train covariance again), the other metrics by the same
+        registry functions as the evaluator's columns, on Inception features; every column suffixed `_inception`."""
         if features is None:
             return {}
-        return {"fd_inception": pool_fd(features, self.real)}
+        values = {}
+        if "fd" in self.metrics:
+            mu, sigma = self.real.mu.to(features.device), self.real.sigma.to(features.device)
+            values["fd"] = frechet_distance_from_stats(*gaussian_stats(features), mu, sigma)
+        others = [name for name in self.metrics if name != "fd"]
+        if others:
+            values |= compute_metrics(others, pool_evidence(features), pool_evidence(self.real.train), self.ctx)
+        return {f"{column}_inception": value for column, value in values.items()}
+
+    def real_floor(self) -> dict[str, float]:
+        """The held-out split's scores, from its stored features."""
+        return {} if self.extractor is None else self.scores(self.real.held_out.double())
 
     def __call__(self, images: torch.Tensor) -> dict[str, float]:
         return self.scores(self.features(images))
 
 
-def inception_scorer(evaluation: EvaluationConfig, data: ImageSet | PointSet,
-                     device: torch.device = CPU) -> InceptionScorer:
-    """Inception on `device`, against the train split, when a checked local Inception file is configured; else a
-    scorer of nothing."""
+def pool_evidence(features: torch.Tensor) -> Evidence:
+    """Pool features as the registry's metrics read them; the class probabilities are a placeholder column (the
+    distance metrics read features only, and Inception's classes are not the data's)."""
+    return Evidence(features.double(), features.new_ones(features.shape[0], 1).double())
+
+
+def inception_scorer(evaluation: EvaluationConfig, data: ImageSet | PointSet, device: torch.device = CPU, *,
+                     ctx: MetricContext | None = None, stats_dir: Path | None = None) -> InceptionScorer:
+    """Inception on `device` when a checked local weights file is configured, with the real data's features read from
+    (or first stored into) `stats_dir`; else a scorer of nothing. `ctx` None: the default KID subsets and k."""
     if evaluation.inception.weights is None or isinstance(data, PointSet):
         return InceptionScorer()
-    extractor = load_inception(evaluation.inception.weights, evaluation.inception.sha256, device)
-    real = extractor.features(model_input(torch.from_numpy(data.subset("train").examples)).to(device))
-    return InceptionScorer(extractor, real)
+    extractor = load_inception(evaluation.inception.weights, evaluation.inception.sha256, evaluation.inception.resize,
+                               device)
+    real = real_inception_features(extractor, data, stats_dir)
+    return InceptionScorer(extractor, real, evaluation.inception_metrics,
+                           ctx or MetricContext(class_prior=torch.ones(1, dtype=torch.float64)))
 
 
 def best_row(scores: pd.DataFrame, metric: str, direction: str) -> pd.Series:

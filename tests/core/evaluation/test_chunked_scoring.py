@@ -27,7 +27,7 @@ def networks(monkeypatch):
 
 
 def pool_scorer() -> InceptionScorer:
-    """Inception's recipe (resize to 299, ImageNet normalisation) ahead of a tiny pooling network."""
+    """Inception's recipe (uint8 quantisation, clean-fid's resize to 299, scaling) ahead of a tiny pooling network."""
     return InceptionScorer(InceptionExtractor(nn.Sequential(nn.AdaptiveAvgPool2d(2), nn.Flatten()), "0" * 64))
 
 

@@ -9,7 +9,7 @@ from torch._subclasses.fake_tensor import FakeTensorDeviceMismatchError, FakeTen
 
 from gan_assets.core.evaluation.classifier import Classifier, embed
 from gan_assets.core.evaluation.devices import CPU, module_device, placed
-from gan_assets.core.evaluation.metrics.inception import IMAGENET_MEAN, _to_inception_input
+from gan_assets.core.evaluation.metrics.inception import inception_input
 from gan_assets.core.evaluation.sampling import class_labels, for_sampling, generate
 from gan_assets.core.evaluation.scoring import InceptionScorer, sample_evidence, scoring_chunks
 from gan_assets.core.models.gan.networks import Generator
@@ -28,12 +28,15 @@ def conditional_generator() -> Generator:
 
 def test_the_fake_mode_catches_a_cpu_constant_meeting_cuda_images():
     with fake_cuda(), pytest.raises(FakeTensorDeviceMismatchError):
-        torch.zeros(2, 3, 4, 4, device=CUDA) - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)  # the code before the fix
+        torch.zeros(2, 3, 4, 4, device=CUDA) - torch.tensor((0.485, 0.456, 0.406)).view(1, 3, 1, 1)  # a CPU constant
 
 
-def test_inception_constants_are_made_on_the_images_device():
+def test_inception_input_is_made_on_the_images_device():
+    """legacy_pytorch runs in torch where the images are; clean resizes with PIL on the CPU, so it needs real data
+    (tests/core/evaluation/metrics/test_inception_parity.py) and moves its answer back to the images' device."""
     with fake_cuda():
-        assert _to_inception_input(torch.zeros(2, 1, 16, 16, device=CUDA)).device.type == "cuda"
+        images = torch.zeros(2, 1, 16, 16, dtype=torch.uint8, device=CUDA)
+        assert inception_input(images, "legacy_pytorch").device.type == "cuda"
 
 
 def test_scoring_draws_and_embeds_on_the_generators_device():

@@ -2,7 +2,8 @@
 
 Both are the usual FID / KID recipes with the evaluator's penultimate features standing
 in for Inception's pool3 (no download); the numbers are therefore comparable only
-between runs sharing one evaluator.
+between runs sharing one evaluator. With `evaluation.inception` the same functions also run on
+the FID Inception network's pool3 features (the `*_inception` columns, inception.py).
 """
 
 from __future__ import annotations
