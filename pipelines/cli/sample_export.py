@@ -67,10 +67,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def newest_export(storage_root: Path, experiment: str) -> Path:
     """The export folder of `experiment` (a file path or a name) whose card was written last."""
+    # the pipeline's own layout, read only here: sampling a given folder imports nothing of this project
+    from gan_assets.core.storage import experiment_path
+
     name = Path(experiment).stem if experiment.endswith((".yaml", ".yml")) else Path(experiment).name
-    cards = sorted((storage_root / "experiments" / name / "export").glob("*/card.json"), key=lambda p: p.stat().st_mtime)
+    folder = experiment_path(storage_root, name, "export")
+    cards = sorted(folder.glob("*/card.json"), key=lambda p: p.stat().st_mtime)
     if not cards:
-        raise ExportUnusable(f"no export of {name!r} under {storage_root / 'experiments' / name / 'export'}: "
+        raise ExportUnusable(f"no export of {name!r} under {folder}: "
                              "materialize exported_generator first (make run, or the UI), or pass EXPORT=<folder>")
     return cards[-1].parent
 
