@@ -67,11 +67,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def newest_export(storage_root: Path, experiment: str) -> Path:
     """The export folder of `experiment` (a file path or a name) whose card was written last."""
-    # the pipeline's own layout, read only here: sampling a given folder imports nothing of this project
-    from gan_assets.core.storage import experiment_path
-
     name = Path(experiment).stem if experiment.endswith((".yaml", ".yml")) else Path(experiment).name
-    folder = experiment_path(storage_root, name, "export")
+    # the storage layout spelled out here, not imported (core/storage.py's experiment_path): this command imports
+    # nothing of this project, so that anyone holding an export folder can run it
+    folder = storage_root / "experiments" / name / "export"
     cards = sorted(folder.glob("*/card.json"), key=lambda p: p.stat().st_mtime)
     if not cards:
         raise ExportUnusable(f"no export of {name!r} under {folder}: "
