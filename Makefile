@@ -77,8 +77,9 @@ bench: install  ## training speed beside the canonical DCGAN loop, metrics, scor
 	OPENBLAS_NUM_THREADS=1 $(PY) benchmarks/bench_scoring.py
 	$(PY) benchmarks/bench_ingest.py
 
+# Two workers (pytest-xdist), one per core, a test file each at a time (module fixtures stay in one process).
 test: install  ## install, then every test (import contracts, UI test included)
-	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -q
+	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadfile
 
 ui: install $(DAGSTER_HOME)/dagster.yaml  ## the Dagster UI on http://127.0.0.1:3000
 	$(if $(DEVICE),GAN_DEVICE=$(DEVICE)) $(if $(NPROC),GAN_TRAIN_NPROC=$(NPROC)) $(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml

@@ -37,8 +37,16 @@ TINY_EXPERIMENT = {
 }
 
 
+# The longest files first: with two workers (`make test`: pytest-xdist, a file at a time), each starts one of them at
+# once instead of one worker finishing alone long after the other has run out of files.
+LONGEST_FIRST = ("tests/ui/", "tests/pipelines/test_faults.py", "tests/pipelines/automation/test_schedules.py",
+                 "tests/resources/test_trainer_launch.py", "tests/core/training/test_distributed.py")
+
+
 def pytest_collection_modifyitems(config, items):
-    """`cuda` tests run only where torch sees a CUDA device."""
+    """The longest files first; `cuda` tests run only where torch sees a CUDA device."""
+    items.sort(key=lambda item: next((i for i, prefix in enumerate(LONGEST_FIRST) if item.nodeid.startswith(prefix)),
+                                     len(LONGEST_FIRST)))  # stable: the rest keep their order
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA device")
