@@ -15,6 +15,13 @@ from gan_assets.core.evaluation.devices import released
 from gan_assets.core.evaluation.loading import generator_file, load_generator, sampled_weights
 from gan_assets.core.evaluation.sampling_speed import measure_sampling
 from gan_assets.core.evaluation.scoring import REAL_FLOOR, best_row, frame_hash, real_floor_row, score_checkpoints
+from gan_assets.core.evaluation.verdict import (
+    Verdict,
+    display_number,
+    verdict_markdown,
+    verdict_of,
+    with_verdict_columns,
+)
 from gan_assets.core.gallery.plots import render_score_curves_png
 from gan_assets.core.models.families import family_of
 from gan_assets.core.models.gan.networks import model_input
@@ -57,7 +64,14 @@ def checkpoint_scores(context: dg.AssetExecutionContext, store: ExperimentStore,
     previous = previous_best(context, evaluation.best_metric)  # read before this materialization lands
     tracked = track_in_mlflow(context, mlflow_tracking, gan_checkpoints, scores, best, evaluation.generator)
     tracked |= scores_to_tensorboard(context, gan_checkpoints, scores)
+    verdict = verdict_of(scores, best["name"])
+    chart = render_score_curves_png(scores[scores["name"] != REAL_FLOOR], floor, best_step=int(best["step"]))
+    # in reading order (Dagster shows metadata as inserted): the verdict, the chart, the tables, then the rest
     yield dg.Output(scores, data_version=dg.DataVersion(frame_hash(scores)), metadata={
+        **verdict_entries(verdict),
+        **score_chart(context, chart),
+        **score_tables(with_verdict_columns(scores)),  # sortable in the UI, every row; every column in one of them
+        "verdict_json": dg.MetadataValue.json(verdict.as_dict()),  # what `make run`'s JSON line prints as `verdict`
         "best_checkpoint": best["name"],
         "sampling": evaluation.sampling,
         "generator": sampled_weights(gan_checkpoints, evaluation.generator),  # G's moving average, or G itself
@@ -65,12 +79,10 @@ def checkpoint_scores(context: dg.AssetExecutionContext, store: ExperimentStore,
         "feature_extractor": "the evaluator's penultimate layer (not comparable to published Inception FID)",
         **({"inception_extractor": f"{', '.join(evaluation.inception_columns)}: {evaluation.inception.label}"}
            if evaluation.inception.weights else {}),  # the network, the weights' sha256 and the resize of each column
+        **figures,
         "best_step": int(best["step"]),
         **{f"best_{c}": rounded(best[c]) for c in metric_columns},  # plain numbers: Dagster plots them
         **{f"{REAL_FLOOR}_{c}": rounded(floor[c]) for c in metric_columns if pd.notna(floor[c])},
-        **figures,
-        "scores": score_table(scores),  # sortable in the UI, every row
-        **score_chart(context, render_score_curves_png(scores[scores["name"] != REAL_FLOOR], floor)),
         "dagster/row_count": len(scores),
         **tracked,
         **config_metadata(config),
@@ -142,12 +154,44 @@ def rounded(value, digits: int = 4) -> float:
     return float(f"{value:.{digits}g}") if math.isfinite(value) else value
 
 
+def verdict_entries(verdict: Verdict) -> dict:
+    """The first entries of an asset page: the verdict (the grade in bold, the reasons listed), the grade alone and
+    the FD ratio, as `Verdict.as_dict()` rounds it (the JSON line's numbers)."""
+    shown = verdict.as_dict()
+    return {"verdict": dg.MetadataValue.md(verdict_markdown(verdict)), "grade": verdict.grade,
+            **({"fd_ratio": shown["fd_ratio"]} if shown["fd_ratio"] is not None else {})}
+
+
+SCORE_TABLE_HEADLINE = ("fd", "precision", "recall", "class_coverage", "modes", "hq_fraction", "reverse_kl",
+                        "bits_per_dim")
+SCORE_TABLE_WIDTH = 8  # columns the asset page's metadata column shows without cutting the table off
+
+
+def score_table_columns(shown: pd.DataFrame) -> dict[str, list[str]]:
+    """The display table split so every column shows: `scores` (name, step, grade, fd_ratio and the headline scores),
+    `scores_more` (the evaluator's other columns) and `scores_inception` (the `*_inception` columns), each by name."""
+    metrics = [c for c in shown.columns if c not in ("name", "step", "grade", "fd_ratio")]
+    inception = [c for c in metrics if c.endswith("_inception")]
+    evaluator = [c for c in metrics if c not in inception]
+    first = ["name", "step", "grade", "fd_ratio"]
+    headline = [c for c in SCORE_TABLE_HEADLINE if c in evaluator][:SCORE_TABLE_WIDTH - len(first)]
+    tables = {"scores": first + headline, "scores_more": ["name"] + [c for c in evaluator if c not in headline],
+              "scores_inception": ["name"] + inception}
+    return {key: columns for key, columns in tables.items() if key == "scores" or len(columns) > 1}
+
+
+def score_tables(shown: pd.DataFrame) -> dict:
+    return {key: score_table(shown[columns]) for key, columns in score_table_columns(shown).items()}
+
+
 def score_table(scores: pd.DataFrame) -> dg.MetadataValue:
-    """The score table as Dagster's table metadata: sortable columns, all rows, floats rounded."""
-    columns = [dg.TableColumn(c, "string" if c == "name" else "int" if c == "step" else "float") for c in scores.columns]
-    records = [dg.TableRecord({c: (row[c] if c == "name" else None if pd.isna(row[c]) else
-                                   int(row[c]) if c == "step" else rounded(row[c])) for c in scores.columns})
-               for _, row in scores.iterrows()]
+    """A score table as Dagster's table metadata: sortable columns, all rows, numbers rounded to what they mean
+    (`display_number`)."""
+    kinds = {"name": "string", "grade": "string", "step": "int", "class_coverage": "int", "modes": "int"}
+    columns = [dg.TableColumn(c, kinds.get(c, "float")) for c in scores.columns]
+    records = [dg.TableRecord({c: (None if pd.isna(row[c]) else str(row[c])) if kinds.get(c) == "string" else
+                               display_number(c, row[c])
+                               for c in scores.columns}) for _, row in scores.iterrows()]
     return dg.MetadataValue.table(records=records, schema=dg.TableSchema(columns=columns))
 
 

@@ -5,6 +5,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from gan_assets.assets.checkpoint_scores import verdict_entries
 from gan_assets.assets.experiment_config import config_deps, config_metadata, experiments_partitions, load_config
 from gan_assets.core.data.images import Examples
 from gan_assets.core.data.reference import ReferenceBatch
@@ -12,6 +13,7 @@ from gan_assets.core.evaluation.classifier import Classifier
 from gan_assets.core.evaluation.devices import released
 from gan_assets.core.evaluation.loading import sampled_weights
 from gan_assets.core.evaluation.scoring import best_row
+from gan_assets.core.evaluation.verdict import verdict_of
 from gan_assets.core.gallery.grids import render_gallery
 from gan_assets.core.gallery.page import score_chart_png, write_gallery_html
 from gan_assets.core.png import markdown_image, png_bytes
@@ -39,7 +41,7 @@ def sample_gallery(context: dg.AssetExecutionContext, store: ExperimentStore, to
     reference = reference_batch
     out_dir = gan_checkpoints.run_dir / "gallery"
     best = str(best_row(checkpoint_scores, config.evaluation.best_metric, config.evaluation.best_direction)["name"])
-    score_chart = score_chart_png(checkpoint_scores)
+    score_chart = score_chart_png(checkpoint_scores, best)  # the best checkpoint marked
     with released(prepare_device(torch_device.settings())) as device:
         gallery = render_gallery(gan_checkpoints, reference=reference, grid_size=config.gallery.grid_size,
                                  sampling=config.evaluation.sampling, out_dir=out_dir, device=device,
@@ -50,12 +52,14 @@ def sample_gallery(context: dg.AssetExecutionContext, store: ExperimentStore, to
                                   data=dataset, config=config.gallery, seed=config.seed, device=device,
                                   weights=config.evaluation.generator)
     manifest = gallery.manifest(best) | {"html": str(page)}
+    # in reading order (Dagster shows metadata as inserted): checkpoint_scores' verdict, the pictures, the rest
     return dg.Output(manifest, data_version=dg.DataVersion(gallery.sha256), metadata={
+        **verdict_entries(verdict_of(checkpoint_scores, best)),
+        **inline_images(context, gallery, best, score_chart),
         "best_checkpoint": best,
         "sampling": config.evaluation.sampling,
         "generator": sampled_weights(gan_checkpoints, config.evaluation.generator),  # G's moving average, or G
         "device": str(device),  # where the samples were drawn
-        **inline_images(context, gallery, best, score_chart),
         "gallery_html": dg.MetadataValue.path(str(page)),
         "best_grid": dg.MetadataValue.path(manifest["best"]),
         "progress_strip": dg.MetadataValue.path(gallery.progress_path),

@@ -29,8 +29,9 @@ from gan_assets.assets.dataset import SOURCE_FINGERPRINT
 from gan_assets.assets.experiment_config import experiments_partitions
 from gan_assets.core.config import ConfigError, ExperimentConfig, load_experiment
 from gan_assets.core.data.sources import source_fingerprint
+from gan_assets.core.evaluation.verdict import verdict_of
 from gan_assets.core.runtime.device import DEVICE_SETTING, resolve_device
-from gan_assets.core.storage import ExperimentKeyError, check_experiment_key
+from gan_assets.core.storage import ExperimentKeyError, check_experiment_key, read_parquet
 from gan_assets.resources.torch_device import device_from_env
 from gan_assets.resources.trainer_launch import NPROC_SETTING, launch_from_env
 from pipelines.automation.recovery import HOST_TAG, recover_dead_runs
@@ -46,15 +47,19 @@ def register(instance: dg.DagsterInstance, key: str) -> None:
 
 
 def summary(instance: dg.DagsterInstance, key: str, materialized: list[str], wall_seconds: float) -> dict:
-    """The JSON line: best checkpoint, its scores beside the real floor, where the files are, the stages this run
-    materialized (none when all were current), and its wall time beside the compute those stages measured
-    themselves (the rest is orchestration)."""
+    """The JSON line: best checkpoint, its verdict and scores beside the real floor, where the files are, the stages this
+    run materialized (none when all were current), and its wall time beside the compute those stages measured
+    themselves (the rest is orchestration). The verdict is the one checkpoint_scores recorded (`verdict_json`, what
+    its asset page shows); scores recorded before verdicts existed get it computed from their stored table."""
     meta = {asset: latest_metadata(instance, asset, key) for asset in STAGES}
     scores = meta["checkpoint_scores"]
+    verdict = scores.get("verdict_json") or verdict_of(read_parquet(Path(scores["path"])).to_pandas(),
+                                                       scores["best_checkpoint"]).as_dict()
     columns = [k.removeprefix("best_") for k in scores if k.startswith("best_") and k not in ("best_checkpoint", "best_step")]
     return {
         "experiment": key,
         "best_checkpoint": scores["best_checkpoint"],
+        "verdict": verdict,  # grade, fd_ratio, each score beside its floor, and why
         "evaluator_accuracy": meta["evaluator"]["held_out_accuracy"],
         "scores": {c: scores[f"best_{c}"] for c in columns},
         "real_floor": {c: scores.get(f"real_floor_{c}") for c in columns},  # bits_per_dim: real data has none

@@ -20,6 +20,7 @@ from gan_assets.assets.reference_batch import reference_batch
 from gan_assets.assets.sample_gallery import sample_gallery
 from gan_assets.core.data.images import decode_table, from_table
 from gan_assets.core.data.reference import from_table as reference_from_table
+from gan_assets.core.evaluation.verdict import GRADES
 from gan_assets.resources.store import ExperimentStore
 from gan_assets.resources.torch_device import TorchDevice
 from gan_assets.resources.tracking import MlflowTracking
@@ -148,8 +149,20 @@ def test_scores_and_gallery_assets(upstream, store):
     assert meta(scores, "best_fd") == pytest.approx(best["fd"], rel=5e-4)  # rounded to 4 significant digits
     table_meta = scores.metadata["scores"].value  # sortable table metadata, every row
     assert [r.data["name"] for r in table_meta.records] == table["name"].tolist()
-    assert {c.name for c in table_meta.schema.columns} == set(table.columns)
-    assert table_meta.records[0].data["fd"] == pytest.approx(table["fd"][0], rel=5e-4)
+    tables = [scores.metadata[k].value for k in ("scores", "scores_more", "scores_inception") if k in scores.metadata]
+    shown = {c.name for t in tables for c in t.schema.columns}  # every column, in one table or another
+    assert shown == set(table.columns) | {"grade", "fd_ratio"} and len(table_meta.schema.columns) <= 8
+    assert table_meta.records[0].data["fd"] == pytest.approx(table["fd"][0], rel=5e-3)  # 3 significant digits
+    assert table_meta.records[-1].data["grade"] is None and table_meta.records[0].data["grade"] in GRADES
+    # in reading order: the verdict, the chart, the tables, then the best and floor entries
+    keys = list(scores.metadata)
+    assert keys[:3] == ["verdict", "grade", "fd_ratio"]
+    assert keys.index("score_curves") < keys.index("scores") < keys.index("best_checkpoint") < keys.index("best_fd")
+    assert keys.index("scores") < min(keys.index(k) for k in keys if k.startswith(("best_", "real_floor_")))
+    assert meta(scores, "fd_ratio") == pytest.approx(best["fd"] / table["fd"].iloc[-1], abs=0.005)
+    verdict = meta(scores, "verdict_json")
+    assert verdict["grade"] == meta(scores, "grade") and verdict["fd_ratio"] == meta(scores, "fd_ratio")
+    assert meta(scores, "verdict").startswith(f"**{verdict['grade']}**") and verdict["checkpoint"] == best["name"]
     assert meta(scores, "score_curves").startswith("![scores over training](data:image/png;base64,")
     assert meta(scores, "real_floor_fd") < meta(scores, "best_fd")  # 20 steps is far from real
     assert meta(scores, "device") == "cpu"
@@ -168,3 +181,7 @@ def test_scores_and_gallery_assets(upstream, store):
     assert meta(gallery, "grid").startswith("![samples")
     assert meta(gallery, "gallery_html") == manifest["html"] and Path(manifest["html"]).is_file()
     assert meta(gallery, "device") == "cpu"
+    gallery_keys = list(gallery.metadata)
+    assert gallery_keys[:3] == ["verdict", "grade", "fd_ratio"]  # checkpoint_scores' verdict, the same
+    assert [meta(gallery, k) for k in gallery_keys[:3]] == [meta(scores, k) for k in gallery_keys[:3]]
+    assert all(gallery_keys.index(k) < gallery_keys.index("best_checkpoint") for k in gallery_keys if k.endswith("_inline"))

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from gan_assets.assets.experiment_config import experiments_partitions
+from gan_assets.core.evaluation.verdict import GRADES
 from gan_assets.resources.store import ExperimentStore
 from pipelines.automation.sensors import experiment_files_sensor
 from pipelines.cli import gallery, run_experiment
@@ -128,6 +129,10 @@ def test_run_command_prints_one_json_line_per_experiment_and_the_leaderboard(tmp
     summary = summaries[0]
     assert summary["best_checkpoint"] in ("step_000010", "step_000020")
     assert {"fd", "class_coverage", "class_kl"} <= set(summary["scores"]) == set(summary["real_floor"])
+    verdict = summary["verdict"]  # the verdict checkpoint_scores' page shows, by value
+    assert verdict["grade"] in GRADES and verdict["checkpoint"] == summary["best_checkpoint"]
+    assert verdict["fd_ratio"] == pytest.approx(summary["scores"]["fd"] / summary["real_floor"]["fd"], rel=1e-3, abs=0.01)
+    assert verdict["reasons"] and verdict["comparisons"]["fd"]["ratio"] == verdict["fd_ratio"]
     assert Path(summary["gallery"]).is_file() and Path(summary["scores_table"]).is_file()
     assert 0 < summary["evaluator_accuracy"] <= 1
     # `make gallery` names the same page the JSON line does

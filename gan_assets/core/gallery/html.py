@@ -47,6 +47,7 @@ class Section:
     figures: list[Figure] = field(default_factory=list)
     table: pd.DataFrame | None = None
     rows: list[tuple[str, Figure | None]] = field(default_factory=list)  # a label beside each image
+    items: list[str] = field(default_factory=list)  # short sentences, listed under the note (the verdict's reasons)
 
 
 def data_uri(image: np.ndarray | bytes) -> str:
@@ -86,6 +87,8 @@ def _section(section: Section) -> str:
     parts = [f"<h2>{html.escape(section.title)}</h2>"]
     if section.note:
         parts.append(f'<p class="note">{html.escape(section.note)}</p>')
+    if section.items:
+        parts.append("<ul>" + "".join(f"<li>{html.escape(item)}</li>" for item in section.items) + "</ul>")
     if section.rows:
         rows = "".join(f'<tr><td class="label">{html.escape(label)}</td><td>{_figure(f) if f else "none"}</td></tr>'
                        for label, f in section.rows)

@@ -17,6 +17,7 @@ from gan_assets.core.evaluation.devices import CPU, placed
 from gan_assets.core.evaluation.loading import load_generator
 from gan_assets.core.evaluation.sampling import SAMPLING_MODES, class_labels, generate
 from gan_assets.core.evaluation.scoring import REAL_FLOOR
+from gan_assets.core.evaluation.verdict import verdict_of, with_verdict_columns
 from gan_assets.core.gallery.grids import Gallery
 from gan_assets.core.gallery.html import Figure, Section, write_page
 from gan_assets.core.gallery.plots import render_loss_curves_png, render_score_curves_png
@@ -42,9 +43,21 @@ def headline(row: pd.Series) -> str:
     return ", ".join(f"{c} {float(row[c]):.4g}" for c in HEADLINE_SCORES if c in row and pd.notna(row[c]))
 
 
-def score_chart_png(scores: pd.DataFrame) -> bytes:
-    """Every score over the checkpoints beside its real floor: drawn once, shown in the UI and on the page."""
-    return render_score_curves_png(scores[scores["name"] != REAL_FLOOR], scores[scores["name"] == REAL_FLOOR].iloc[0])
+def score_chart_png(scores: pd.DataFrame, best: str | None = None) -> bytes:
+    """Every score over the checkpoints beside its real floor, the `best` checkpoint marked: drawn once, shown in the
+    UI and on the page."""
+    step = None if best is None else scores.loc[scores["name"] == best, "step"].iloc[0]
+    return render_score_curves_png(scores[scores["name"] != REAL_FLOOR], scores[scores["name"] == REAL_FLOOR].iloc[0],
+                                   best_step=None if step is None or pd.isna(step) else int(step))
+
+
+def verdict_section(scores: pd.DataFrame, best: str) -> Section:
+    """The page's first section: the best checkpoint's grade, its FD ratio and why (`verdict_of`, as the UI and the
+    JSON line show it)."""
+    verdict = verdict_of(scores, best)
+    ratio = "" if verdict.fd_ratio is None else f"FD {verdict.as_dict()['fd_ratio']}× the real floor. "
+    return Section(f"Verdict: {verdict.grade}", f"{ratio}Checkpoint {best}; the grades and their thresholds are in "
+                   "docs/metrics.md (\"Is it good? The verdict\").", items=list(verdict.reasons))
 
 
 def overview_sections(manifest: RunManifest, gallery: Gallery, scores: pd.DataFrame, best: str,
@@ -57,11 +70,13 @@ def overview_sections(manifest: RunManifest, gallery: Gallery, scores: pd.DataFr
                 figures=[Figure(gallery.arrays[best], best, width=DISPLAY_WIDTH, best=True)]),
         Section("Progress over training", "One row per checkpoint, the same z in each column.",
                 figures=[Figure(gallery.progress_labelled, "progress", width=DISPLAY_WIDTH + 120)]),
-        Section("Scores over training", "Each score per checkpoint; the dashed line is the real floor.",
+        Section("Scores over training", "Each score per checkpoint; the dashed line is the real floor, the dotted red line "
+                "(and ring) the best checkpoint.",
                 figures=[Figure(score_chart, "scores over training")]),
         Section("Losses over training", "The players' costs, and D's mean output on real and generated samples.",
                 figures=[Figure(render_loss_curves_png(manifest.history_frame()), "loss curves")]),
-        Section("Score table", "Every checkpoint, then the real floor.", table=scores),
+        Section("Score table", "Every checkpoint, then the real floor; grade and fd_ratio as in the verdict.",
+                table=with_verdict_columns(scores)),
         Section("Every checkpoint", figures=[Figure(gallery.arrays[n], n, width=200, best=n == best)
                                              for n in gallery.arrays]),
     ]
@@ -158,4 +173,4 @@ def write_gallery_html(path: Path, *, title: str, manifest: RunManifest, gallery
     if manifest.model.family != "gan":
         summary = (f"{len(manifest.checkpoints)} checkpoints of {manifest.run_dir.name}, model family "
                    f"{manifest.model.family!r} (no batch norm; {FAMILY_VIEWS}). Every image is embedded in this file.")
-    return write_page(path, f"Gallery of {title}", summary, sections)
+    return write_page(path, f"Gallery of {title}", summary, [verdict_section(scores, best), *sections])

@@ -10,27 +10,32 @@ import pandas as pd
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from gan_assets.core.evaluation.metrics.modes import nearest_mode
 
 
 def render_loss_curves_png(history: pd.DataFrame) -> bytes:
-    """Two panels: the players' costs, and D's mean output on real and on generated images; a likelihood family's
-    logged bits/dim (and its terms) in one panel."""
-    figure = Figure(figsize=(8, 3), dpi=100)
-    FigureCanvasAgg(figure)
+    """Two panels stacked (600 px wide, so the UI's metadata column never clips them): the players' costs, and D's
+    mean output on real and on generated images; a likelihood family's logged bits/dim (and its terms) in one panel.
+    Legends sit inside the axes."""
     if "loss_d" not in history:
+        figure = Figure(figsize=(6, 3), dpi=100)
+        FigureCanvasAgg(figure)
         return _likelihood_curves(figure, history)
-    costs, outputs = figure.subplots(1, 2)
+    figure = Figure(figsize=(6, 4.6), dpi=100)
+    FigureCanvasAgg(figure)
+    costs, outputs = figure.subplots(2, 1, sharex=True)
     costs.plot(history["step"], history["loss_d"], label="J(D)")
     costs.plot(history["step"], history["loss_g"], label="J(G)")
-    costs.set_xlabel("step")
-    costs.legend()
+    costs.set_ylabel("cost")
+    costs.legend(loc="best", fontsize="small")
     outputs.plot(history["step"], history["d_x"], label="D(x)")
     outputs.plot(history["step"], history["d_g_z"], label="D(G(z))")
     outputs.set_ylim(0, 1)
+    outputs.set_ylabel("D's mean output")
     outputs.set_xlabel("step")
-    outputs.legend()
+    outputs.legend(loc="best", fontsize="small")
     return _png(figure)
 
 
@@ -48,9 +53,13 @@ SCORE_CHART_PER_ROW = 2
 SCORE_CHART_COLUMNS = ("fd", "kid", "precision", "recall", "class_coverage", "modes", "hq_fraction", "reverse_kl")
 
 
-def render_score_curves_png(scores: pd.DataFrame, real_floor: pd.Series) -> bytes:
+COUNT_COLUMNS = ("class_coverage", "modes")  # whole classes or modes: integer ticks from 0
+
+
+def render_score_curves_png(scores: pd.DataFrame, real_floor: pd.Series, *, best_step: int | None = None) -> bytes:
     """One panel per score the table has (FD, KID, precision, recall, coverage; modes on 2-D mixtures) over the
-    checkpoints' steps, each with its real floor as a dashed line: is training still improving, or done?"""
+    checkpoints' steps, each with its real floor as a dashed line: is training still improving, or done? With
+    `best_step`, the best checkpoint is marked on every panel (a dotted red line and a ring, legend "best")."""
     columns = [c for c in SCORE_CHART_COLUMNS if c in scores.columns]
     per_row = min(max(len(columns), 1), SCORE_CHART_PER_ROW)  # rows of two: fits the UI's metadata column
     rows = -(-max(len(columns), 1) // per_row)
@@ -60,13 +69,39 @@ def render_score_curves_png(scores: pd.DataFrame, real_floor: pd.Series) -> byte
     for ax in axes[len(columns):]:
         ax.set_visible(False)
     for ax, column in zip(axes, columns):
-        ax.plot(scores["step"].astype(float), scores[column].astype(float), marker="o")
-        ax.axhline(float(real_floor[column]), linestyle="--", color="grey", label="real floor")
+        steps, values = scores["step"].astype(float), scores[column].astype(float)
+        ax.plot(steps, values, marker="o")
+        floor = float(real_floor[column])
+        ax.axhline(floor, linestyle="--", color="grey", label="real floor")
+        if best_step is not None:
+            _mark_best(ax, steps, values, best_step)
+        if column in COUNT_COLUMNS:
+            _count_axis(ax, values, floor)
+        if column == "kid":  # an unbiased estimate: near 0 its floor can be negative, which looks like a bug unsaid
+            ax.annotate(f"floor {floor:.1e} (unbiased, ≈0)", (0.02, floor), xycoords=("axes fraction", "data"),
+                        xytext=(0, 2), textcoords="offset points", va="bottom", fontsize=6, color="grey")
         ax.set_title(column)
         ax.set_xlabel("step")
     if columns:
         axes[0].legend(fontsize="small")
     return _png(figure)
+
+
+def _mark_best(ax, steps: pd.Series, values: pd.Series, best_step: int) -> None:
+    """A dotted red line at the best checkpoint's step, and a ring on its value."""
+    ax.axvline(float(best_step), linestyle=":", color="tab:red", label="best")
+    at_best = values[steps == float(best_step)]
+    if len(at_best):
+        ax.plot([float(best_step)], [float(at_best.iloc[0])], marker="o", markersize=10, markerfacecolor="none",
+                markeredgecolor="tab:red", linestyle="none")
+
+
+def _count_axis(ax, values: pd.Series, floor: float) -> None:
+    """Whole numbers from 0 to the class (or mode) count: a count axis in quarter steps reads as noise."""
+    counts = [v for v in (floor, *values.to_numpy(dtype=float)) if np.isfinite(v)]
+    top = int(round(max(counts, default=1.0)))
+    ax.set_ylim(-0.5, top + 0.5)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=6))
 
 
 def render_labelled_rows(grid: np.ndarray, row_labels: list[str], padding: int = 2) -> np.ndarray:
