@@ -175,11 +175,16 @@ def remove_stale_temps(directory: Path) -> list[Path]:
     """Delete the temp files in `directory` whose writer process is gone (killed mid-write)."""
     removed = []
     for tmp in Path(directory).glob(f".*{TEMP_SUFFIX}") if Path(directory).is_dir() else ():
-        pid = _writer_pid(tmp.name)
-        if pid is not None and pid != os.getpid() and not _process_exists(pid):
+        if abandoned(tmp.name):
             tmp.unlink(missing_ok=True)
             removed.append(tmp)
     return removed
+
+
+def abandoned(name: str) -> bool:
+    """Whether the temp file or folder `name` (`.<target>.<pid>.<random>tmp`) was left by a process that is gone."""
+    pid = _writer_pid(name)
+    return pid is not None and pid != os.getpid() and not _process_exists(pid)
 
 
 def _writer_pid(name: str) -> int | None:

@@ -41,7 +41,7 @@ from gan_assets.core.evaluation.loading import generator_file, load_generator
 from gan_assets.core.evaluation.scoring import REAL_FLOOR
 from gan_assets.core.export.program import TraceError, UnconditionalProgram, program_module, trace
 from gan_assets.core.runtime.faults import crash_point
-from gan_assets.core.storage import TEMP_SUFFIX, file_sha256, save_weights, write_json_atomic
+from gan_assets.core.storage import TEMP_SUFFIX, abandoned, file_sha256, save_weights, write_json_atomic
 from gan_assets.core.training.manifest import CheckpointEntry, RunManifest
 
 PROGRAM_FILE = "generator.pt2"
@@ -304,19 +304,7 @@ def remove_stale_folders(directory: Path) -> list[Path]:
     """Delete the temp folders in `directory` whose writer process is gone (an export killed mid-way)."""
     removed = []
     for path in directory.glob(f".*{TEMP_SUFFIX}"):
-        parts = path.name.split(".")  # "", <name parts…>, <pid>, <random>tmp
-        pid = int(parts[-3]) if len(parts) >= 4 and parts[-3].isdigit() else None
-        if path.is_dir() and pid is not None and pid != os.getpid() and not process_exists(pid):
+        if path.is_dir() and abandoned(path.name):
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
     return removed
-
-
-def process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
