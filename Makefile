@@ -60,9 +60,11 @@ N ?= 64
 sample-export: install  ## a PNG grid of N samples from an exported generator (EXPORT=<folder> N=64)
 	$(PY) -m pipelines.cli.sample_export $(if $(EXPORT),"$(EXPORT)",--experiment "$(EXPERIMENT)") --n $(N)
 
-# The tutorial's three generator costs on digits, then the leaderboard that compares them.
-compare: install $(DAGSTER_HOME)/dagster.yaml  ## the tutorial's three generator costs on digits, then the leaderboard
-	$(PY) -m pipelines.cli.run_experiment $(THREE_GAMES) --leaderboard $(DEVICE_FLAG)
+# Experiment files, then the leaderboard that compares them: `make compare EXPERIMENTS="experiments/a.yaml b.yaml"`;
+# by default the tutorial's three generator costs on digits.
+EXPERIMENTS ?= $(THREE_GAMES)
+compare: install $(DAGSTER_HOME)/dagster.yaml  ## EXPERIMENTS= (default: the tutorial's three costs), then the leaderboard
+	$(PY) -m pipelines.cli.run_experiment $(EXPERIMENTS) --leaderboard $(DEVICE_FLAG)
 
 # The tutorial's §2 model families (GAN, VAE, FVBN, Real NVP) on digits: one JSON line each, then the leaderboard
 # and the claims on stderr (minutes per family on 2 CPU cores, the FVBN's sampling the longest; see the README).
