@@ -35,7 +35,7 @@ from gan_assets.core.export.generator import (
     scores_for_card,
 )
 from gan_assets.core.export.program import to_unit_range
-from gan_assets.core.gallery.grids import checkpoint_samples, grid_z
+from gan_assets.core.gallery.grids import checkpoint_samples, grid_inputs, grid_z
 from gan_assets.core.training.likelihood import train_family_run
 from gan_assets.core.training.manifest import ModeCentres
 from gan_assets.core.training.run import RunInputs
@@ -82,7 +82,8 @@ def pipeline_samples(manifest, reference, sampling):
         z = torch.from_numpy(reference.z)
         return generate(generator, z, class_labels(generator, len(z))), z, None
     images = checkpoint_samples(manifest, entry, reference=reference, grid_size=GRID, sampling=sampling)
-    return images, grid_z(generator, reference, GRID**2), class_labels(generator, GRID**2, per_row=GRID)
+    z, labels, _ = grid_inputs(generator, reference, GRID)  # a conditional G: one row per class
+    return images, z, labels
 
 
 def export_of(name: str, manifest, reference, out_dir: Path):
@@ -162,7 +163,7 @@ def exports(tmp_path_factory):
 def test_the_exported_program_reproduces_the_pipeline_images_in_a_fresh_process(exports, name):
     manifest, _, exported, samples, fresh = exports[name]
     assert exported.has_program and fresh is not None
-    assert fresh.shape == (GRID**2, *manifest.shape) and fresh.dtype == torch.float32
+    assert fresh.shape == (len(samples), *manifest.shape) and fresh.dtype == torch.float32
     assert 0.0 <= fresh.min() and fresh.max() <= 1.0
     torch.testing.assert_close(fresh, to_unit_range(samples), **TOLERANCE)
     # round(x · 255): the gallery's pixels
