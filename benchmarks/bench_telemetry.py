@@ -33,13 +33,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 import torch  # noqa: E402
 
+from benchmarks.bench_options import run_inputs  # noqa: E402
 from gan_assets.core.config import load_experiment, parse_experiment  # noqa: E402
 from gan_assets.core.data.sources import load_dataset  # noqa: E402
 from gan_assets.core.telemetry.live_file import LiveFileObserver  # noqa: E402
 from gan_assets.core.telemetry.session import training_observers  # noqa: E402
 from gan_assets.core.telemetry.tracking import TrackingSettings  # noqa: E402
 from gan_assets.core.training.run import train_run  # noqa: E402
-from benchmarks.bench_options import run_inputs  # noqa: E402
 
 DEFAULT = Path(__file__).resolve().parents[1] / "experiments" / "digits-dcgan.yaml"
 

@@ -1,5 +1,6 @@
-"""A real MLflow tracking server for the tracking tests (the `mlflow_server` fixture, offered by tests/conftest.py): the venv's `mlflow server`, SQLite and artifacts in a
-temporary folder, on a free port of 127.0.0.1, started once per session. A server that does not start fails the
+"""A real MLflow tracking server for the tracking tests (the `mlflow_server` fixture, offered by tests/conftest.py):
+the venv's `mlflow server`, SQLite and artifacts in a temporary folder, on a free port of 127.0.0.1, started once per
+session. A server that does not start fails the
 tests that need it (no skip: tracking is a feature of this project, and its tests check it against the real thing)."""
 
 from __future__ import annotations

@@ -21,8 +21,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import asdict
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Literal
 

@@ -34,12 +34,12 @@ from dagster_pipes import PipesContext, PipesDefaultContextLoader, PipesEnvVarPa
 
 from gan_assets.core.config import ExperimentConfig
 from gan_assets.core.runtime.device import DeviceSettings
-from gan_assets.core.training.distributed import DataParallel, rank_device
-from gan_assets.core.training.report import CHECK_NAMES, RunReport, run_report
 from gan_assets.core.telemetry.live_file import LiveFileObserver
 from gan_assets.core.telemetry.session import training_observers
 from gan_assets.core.telemetry.tracking import TrackingSettings
+from gan_assets.core.training.distributed import DataParallel, rank_device
 from gan_assets.core.training.observers import Observers
+from gan_assets.core.training.report import CHECK_NAMES, RunReport, run_report
 from gan_assets.core.training.run import RunInputs, train_run
 from gan_assets.core.training.trainer_inputs import read_trainer_inputs
 
