@@ -18,16 +18,14 @@ Printed: one JSON line per variant, `overhead` = its wall seconds over `none`'s 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
@@ -40,32 +38,9 @@ from gan_assets.core.telemetry.live_file import LiveFileObserver  # noqa: E402
 from gan_assets.core.telemetry.session import training_observers  # noqa: E402
 from gan_assets.core.telemetry.tracking import TrackingSettings  # noqa: E402
 from gan_assets.core.training.run import train_run  # noqa: E402
+from tests.mlflow_server import running_mlflow_server  # noqa: E402 - the tests' own server, started alike
 
 DEFAULT = Path(__file__).resolve().parents[1] / "experiments" / "digits-dcgan.yaml"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_mlflow(root: Path) -> tuple[subprocess.Popen, str]:
-    """The real tracking server, SQLite and a local artifact folder, on loopback; its URI once /health answers."""
-    port = free_port()
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{root}/mlflow.db", "--artifacts-destination", str(root / "artifacts"),
-         "--workers", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    uri = f"http://127.0.0.1:{port}"
-    for _ in range(120):
-        try:
-            urllib.request.urlopen(f"{uri}/health", timeout=2).read()
-            return server, uri
-        except OSError:
-            time.sleep(0.5)
-    server.kill()
-    raise RuntimeError("mlflow server did not answer /health in 60 s")
 
 
 def timed_run(config, inputs, run_dir: Path, variant: str, tracking: TrackingSettings | None) -> float:
@@ -96,18 +71,15 @@ def main(argv: list[str] | None = None) -> None:
     seconds: dict[str, list[float]] = {v: [] for v in variants}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        server, uri = start_mlflow(root / "mlflow") if not args.no_mlflow else (None, "")
-        tracking = TrackingSettings(tracking_uri=uri, experiment_name="bench-telemetry") if uri else None
-        try:
+        with contextlib.ExitStack() as stack:
+            uri = None if args.no_mlflow else stack.enter_context(running_mlflow_server(root / "mlflow"))
+            tracking = TrackingSettings(tracking_uri=uri, experiment_name="bench-telemetry") if uri else None
             timed_run(config, inputs, root / "warm-up", "none", None)  # one-time costs (kernels, caches) stay out
             for round_ in range(args.rounds):
                 for variant in variants if round_ % 2 == 0 else variants[::-1]:  # neither goes first every round
                     run_dir = root / "runs" / f"{variant}-{round_}"
                     seconds[variant].append(timed_run(config, inputs, run_dir, variant, tracking))
                     shutil.rmtree(run_dir)
-        finally:
-            if server is not None:
-                server.terminate()
     base = seconds["none"]
     for variant in variants:
         ratios = [s / b for s, b in zip(seconds[variant], base)]

@@ -5,6 +5,7 @@ tests that need it (no skip: tracking is a feature of this project, and its test
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -13,10 +14,11 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
-START_SECONDS = 90  # ~15-20 s on two busy cores (database migrations, then uvicorn); a loaded machine takes longer
+START_SECONDS = 90  # database migrations, then uvicorn: seconds on two cores, longer on a loaded machine
 
 
 def free_port() -> int:
@@ -37,7 +39,14 @@ def answers_health(uri: str) -> bool:
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory) -> str:
     """The tracking URI of a running `mlflow server`; the server (its process group) is ended after the session."""
-    root = tmp_path_factory.mktemp("mlflow")
+    with running_mlflow_server(tmp_path_factory.mktemp("mlflow")) as uri:
+        yield uri
+
+
+@contextlib.contextmanager
+def running_mlflow_server(root: Path) -> Iterator[str]:
+    """`mlflow server` with its files under `root`, on a free loopback port, while the body runs; yields its URI
+    once /health answers (the tests' fixture, and benchmarks/bench_telemetry.py)."""
     port = free_port()
     uri = f"http://127.0.0.1:{port}"
     command = [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),

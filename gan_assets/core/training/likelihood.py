@@ -147,7 +147,7 @@ def _train_likelihood_on(config: ExperimentConfig, inputs: RunInputs, run_dir: P
         restore(state, manifest, manifest.latest)
         log(f"resuming from step {state.step} in {run_dir}")
     history = read_history(run_dir, state.step)
-    started, first_step = time.perf_counter(), state.step
+    first_step = state.step
 
     clock = ProgressClock(first_step, config.training.steps)
     observers.started(RunStart(run_dir=run_dir, family=family.name, config=json.loads(config.model_dump_json()),
@@ -166,7 +166,7 @@ def _train_likelihood_on(config: ExperimentConfig, inputs: RunInputs, run_dir: P
         history.append(stats)
         log(f"step {step}/{config.training.steps} [{family.name}] "
             + " ".join(f"{k} {v:.4f}" for k, v in stats.items() if k != "step")
-            + progress_rate(step - first_step, config.training.steps - step, time.perf_counter() - started))
+            + progress_rate(step - first_step, config.training.steps - step, time.perf_counter() - clock.started))
         observers.progress(clock.progress(step, stats))
 
     def on_heartbeat(step: int, stats: dict[str, float]) -> None:

@@ -151,15 +151,15 @@ def _train_on(config: ExperimentConfig, inputs: RunInputs, run_dir: Path, torch_
         manifest.write()  # last: whatever it lists is complete
         observers.checkpoint(CheckpointEvent(manifest, entry))
 
-    started, first_step, warned = time.perf_counter(), state.step, False
-    clock = ProgressClock(first_step, config.training.steps)
+    first_step, warned = state.step, False
+    clock = ProgressClock(first_step, config.training.steps)  # the one timer of the progress lines and the observers
     observers.started(RunStart(run_dir=run_dir, family=config.model.family, config=json.loads(config.model_dump_json()),
                                first_step=first_step, total_steps=config.training.steps))
 
     def on_progress(step: int, stats: dict[str, float]) -> None:
         nonlocal warned
         history.append(stats)
-        done, left, seconds = step - first_step, config.training.steps - step, time.perf_counter() - started
+        done, left, seconds = step - first_step, config.training.steps - step, time.perf_counter() - clock.started
         log(f"step {step}/{config.training.steps} " + " ".join(f"{k} {v:.4f}" for k, v in stats.items() if k != "step")
             + progress_rate(done, left, seconds))
         observers.progress(clock.progress(step, stats))
