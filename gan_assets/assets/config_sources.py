@@ -1,4 +1,4 @@
-"""Each section of every experiment YAML as an observable source asset (`config/<section>`).
+"""Each section of every experiment YAML as an observable source asset (`config/<section>_yaml`).
 
 Observing a section hashes its *effective* value (defaults applied, key order and formatting
 ignored) into the partition's data version and writes that value to a content-addressed snapshot.
@@ -91,7 +91,7 @@ def section_versions(store: ExperimentStore, section: str, configs: dict[str, Ex
 
 
 # A YAML badge in the lineage view tells config sources from stage assets at a glance (besides the
-# `config/` key prefix and the `config` group). `observable_source_asset` takes no `kinds=`; this tag
+# `_yaml` key names and the `config` group). `observable_source_asset` takes no `kinds=`; this tag
 # is what `kinds=` becomes on other assets.
 CONFIG_SOURCE_KIND = {"dagster/kind/yaml": ""}
 

@@ -31,8 +31,21 @@ experiments_partitions = dg.DynamicPartitionsDefinition(name="experiments")
 CONFIG_SECTIONS = ("seed", *SECTIONS)  # the top-level seed is a section of its own
 
 
+# The lineage view labels a node by the last part of its key only: `config/dataset_yaml` would read `dataset`, beside the
+# real `dataset` stage. `config/dataset_yaml` reads as what it is, a section of the experiment's YAML.
+CONFIG_SOURCE_SUFFIX = "_yaml"
+
+
 def config_key(section: str) -> dg.AssetKey:
-    return dg.AssetKey(["config", section])
+    """`config/<section>_yaml`: the observable source of one YAML section."""
+    return dg.AssetKey(["config", section + CONFIG_SOURCE_SUFFIX])
+
+
+def section_of(key: dg.AssetKey) -> str | None:
+    """The section a config source's key observes; None for any other key."""
+    if len(key.path) == 2 and key.path[0] == "config" and key.path[1].endswith(CONFIG_SOURCE_SUFFIX):
+        return key.path[1].removesuffix(CONFIG_SOURCE_SUFFIX)
+    return None
 
 
 def config_deps(*sections: str) -> list[dg.AssetKey]:
@@ -50,8 +63,7 @@ def declared_sections(context: dg.AssetExecutionContext) -> tuple[str, ...]:
         deps = context.assets_def.specs_by_key[context.asset_key].deps
     except DagsterInvalidPropertyError:
         return CONFIG_SECTIONS
-    return tuple(dep.asset_key.path[1] for dep in deps
-                 if len(dep.asset_key.path) == 2 and dep.asset_key.path[0] == "config")
+    return tuple(section for dep in deps if (section := section_of(dep.asset_key)) is not None)
 
 
 class UndeclaredSectionError(AttributeError):

@@ -7,6 +7,7 @@ import pandas as pd
 
 from gan_assets.assets.experiment_config import (
     config_deps,
+    config_key,
     config_metadata,
     experiments_partitions,
     load_config,
@@ -87,7 +88,7 @@ def gan_checkpoints(context: dg.AssetExecutionContext, config: TrainingRun, stor
         manifest, report = train_elsewhere(context, trainer_launch, config.record(), inputs, run_dir,
                                              torch_device.settings(), tracking=tracking, tags=tags)
     # what this training was computed from, for the retrain schedule's staleness test
-    inputs = {f"config/{k}": v for k, v in observed_versions(context).items()} | upstream
+    inputs = {config_key(k).to_user_string(): v for k, v in observed_versions(context).items()} | upstream
     metadata = {**loss_chart(context, manifest.history_frame()), **training_metadata(report, config),
                 "input_versions": dg.MetadataValue.json(inputs)}
     finite, facts = report.checks["finite_weights"].passed, report.checks["finite_weights"].facts

@@ -21,7 +21,9 @@ TRAINING_FIGURES = ("train_seconds",)
           code_version="2", group_name="comparison", kinds={"parquet"})  # unpartitioned; 2: model families
 def leaderboard(context: dg.AssetExecutionContext, checkpoint_scores: dict[str, pd.DataFrame]) -> dg.Output[pd.DataFrame]:
     """One row per experiment; `config.*` columns name the settings that differ between them. An experiment
-    without readable scores (never scored, or failed) is listed with its status instead of failing the board."""
+    without readable scores (never scored, or failed) is listed with its status instead of failing the board.
+    `make run` and `make compare` bring it up to date after scoring; the daemon's automation does after a scheduled
+    retraining; `Materialize` here does at any time."""
     configs = {name: config for name in checkpoint_scores if (config := scored_config(context.instance, name))}
     registered = context.instance.get_dynamic_partitions(experiments_partitions.name)
     missing = {name: "no scores recorded (not scored yet, or its scoring failed)"

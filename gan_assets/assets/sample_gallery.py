@@ -21,14 +21,14 @@ from gan_assets.core.runtime.device import prepare_device
 from gan_assets.core.training.manifest import RunManifest
 from gan_assets.resources.store import ExperimentStore
 from gan_assets.resources.torch_device import TorchDevice
-from gan_assets.resources.ui_images import served_image
+from gan_assets.resources.ui_images import served_image, served_page_link
 
 DESCRIPTION = """The best checkpoint's grid, the progress strip (one row per checkpoint, labelled by step) and the
 score chart, shown in place in the latest materialization's metadata (`best_grid_inline`, `progress_inline`,
 `score_curves_inline`). Everything else (per-class rows, latent interpolations, nearest training neighbours,
-the batch-norm demonstration, every checkpoint's grid, the score table) is in the self-contained HTML page
-whose path is the `gallery_html` metadata entry (and the `gallery_html` key of `make run`'s JSON line;
-`make gallery` prints it)."""
+the batch-norm demonstration, every checkpoint's grid, the score table) is in the self-contained HTML page:
+the `gallery_page` link downloads it from the webserver (remote servers included), `gallery_html` is its path on
+the server (also the `gallery_html` key of `make run`'s JSON line; `make gallery` prints it)."""
 
 
 # evaluation: the best metric and the sampling mode; seed: the views' extra z
@@ -56,6 +56,7 @@ def sample_gallery(context: dg.AssetExecutionContext, store: ExperimentStore, to
     return dg.Output(manifest, data_version=dg.DataVersion(gallery.sha256), metadata={
         **verdict_entries(verdict_of(checkpoint_scores, best)),
         **inline_images(context, gallery, best, score_chart),
+        **gallery_link(context, page),
         "best_checkpoint": best,
         "sampling": config.evaluation.sampling,
         "generator": sampled_weights(gan_checkpoints, config.evaluation.generator),  # G's moving average, or G
@@ -68,6 +69,13 @@ def sample_gallery(context: dg.AssetExecutionContext, store: ExperimentStore, to
                                                        max_side=480)),
         **config_metadata(config),
     })
+
+
+def gallery_link(context: dg.AssetExecutionContext, page: Path) -> dict:
+    """`gallery_page`: a link the UI opens to the HTML page (saved by the browser, so it works on a remote server)."""
+    link = served_page_link(context.instance, page.read_bytes(), context.partition_key, "gallery",
+                            "Open the HTML gallery (every class, every checkpoint, the score table)")
+    return {} if link is None else {"gallery_page": dg.MetadataValue.md(link)}
 
 
 def inline_images(context: dg.AssetExecutionContext, gallery, best: str, score_chart: bytes) -> dict:

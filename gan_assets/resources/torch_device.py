@@ -1,7 +1,7 @@
 """How training runs torch: a property of the machine a deployment runs on, not of the experiment.
 
 It is a resource, not a config section, so nothing hashes it: moving the same experiment to a GPU machine, or
-trading exact resume for cuDNN's fastest kernels, keeps its training fresh (the run key and `config/training` never
+trading exact resume for cuDNN's fastest kernels, keeps its training fresh (the run key and `config/training_yaml` never
 see it). `build_definitions` sets it from `GAN_DEVICE`, `GAN_DETERMINISTIC` and `GAN_COMPILE`; the launchpad can
 override it for one run.
 """

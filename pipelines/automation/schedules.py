@@ -13,7 +13,12 @@ import os
 
 import dagster as dg
 
-from gan_assets.assets.experiment_config import config_key, experiments_partitions, observed_version
+from gan_assets.assets.experiment_config import (
+    CONFIG_SOURCE_SUFFIX,
+    config_key,
+    experiments_partitions,
+    observed_version,
+)
 from gan_assets.core.storage import EXPERIMENT_KEY
 
 TRAINING = dg.AssetKey("gan_checkpoints")
@@ -36,8 +41,9 @@ def needs_training(instance: dg.DagsterInstance, partition: str) -> str | None:
 
 
 def latest_version(instance: dg.DagsterInstance, name: str, partition: str) -> str | None:
-    if name.startswith("config/"):
-        return observed_version(instance, config_key(name.removeprefix("config/")), partition)
+    if name.startswith("config/"):  # `config/<section>_yaml`; trainings recorded before the suffix: `config/<section>_yaml`
+        return observed_version(instance, config_key(name.removeprefix("config/").removesuffix(CONFIG_SOURCE_SUFFIX)),
+                                partition)
     record = instance.get_latest_data_version_record(dg.AssetKey(name), is_source=False, partition_key=partition)
     return record.asset_materialization.tags.get("dagster/data_version") if record else None
 

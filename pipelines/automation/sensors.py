@@ -69,7 +69,7 @@ def file_signature(path: Path) -> bytes:
 
 
 def section_observations(store: ExperimentStore, keys: list[str], log) -> list[dg.AssetObservation]:
-    """What the `config/<section>` sources' observe function logs, for every section of every key."""
+    """What the `config/<section>_yaml` sources' observe function logs, for every section of every key."""
     configs = parse_registered(store, set(keys), log)  # each file read and validated once per observation
     return [dg.AssetObservation(asset_key=config_key(section), partition=key, tags={DATA_VERSION_TAG: version})
             for section in CONFIG_SECTIONS

@@ -2,7 +2,8 @@
 
 Registers the file as a partition, observes its config sections, materializes the assets that are missing or
 stale into the persistent instance (so the run shows up in `make ui`; an experiment whose assets are all current
-is reported, not rewritten; `--fresh` retrains from scratch), and prints one JSON line that sums it up. A failure
+is reported, not rewritten; `--fresh` retrains from scratch), prints one JSON line that sums it up, and brings the
+`leaderboard` (every experiment's best checkpoint) up to date when a scoring is newer than it. A failure
 the input caused (a bad value, data that does not fit it) is one `error:` line and exit status 2.
 Before any work it checks every file (config, its name as a partition key) and the device (`GAN_DEVICE`,
 or `--device`, which sets it for this run: the device is the machine's, not the experiment's), and
@@ -152,10 +153,25 @@ def materialize(defs: dg.Definitions, instance: dg.DagsterInstance, key: str, st
         raise UserInputError(f"{key}: {problem}")
 
 
-def leaderboard(defs: dg.Definitions, instance: dg.DagsterInstance) -> str:
-    defs.resolve_implicit_global_asset_job_def().execute_in_process(instance=instance,
-                                                                   asset_selection=[dg.AssetKey("leaderboard")])
-    return latest_metadata(instance, "leaderboard", None)["leaderboard"]
+def refresh_leaderboard(defs: dg.Definitions, instance: dg.DagsterInstance, verbose: bool) -> bool:
+    """Materialize the leaderboard unless it is newer than every scoring (so a rerun with nothing to do rewrites
+    nothing); True when it did. A failure is one warning: the experiments' own results stand."""
+    if leaderboard_is_current(instance):
+        return False
+    result = defs.resolve_implicit_global_asset_job_def().with_logger_defs({"console": cli_console}).execute_in_process(
+        instance=instance, run_config=console(verbose), asset_selection=[dg.AssetKey("leaderboard")],
+        tags={HOST_TAG: socket.gethostname()}, raise_on_error=False)
+    if not result.success:
+        print(f"warning: the leaderboard was not updated: {failure_of(result) or 'see the traceback above'}",
+              file=sys.stderr)
+    return result.success
+
+
+def leaderboard_is_current(instance: dg.DagsterInstance) -> bool:
+    """Materialized after the latest `checkpoint_scores` of any experiment (what it is built from)."""
+    board, scores = (instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset)),
+                                                     limit=1).records for asset in ("leaderboard", "checkpoint_scores"))
+    return bool(board) and (not scores or board[0].storage_id > scores[0].storage_id)
 
 
 def check_experiment_files(paths: list[Path]) -> dict[Path, ExperimentConfig]:
@@ -179,7 +195,7 @@ def check_experiment_files(paths: list[Path]) -> dict[Path, ExperimentConfig]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("experiments", type=Path, nargs="+", help="experiment YAML files, all in one folder")
-    parser.add_argument("--leaderboard", action="store_true", help="then materialize the leaderboard")
+    parser.add_argument("--leaderboard", action="store_true", help="then print the leaderboard (always brought up to date)")
     parser.add_argument("--verbose", action="store_true", help="show Dagster's DEBUG events too")
     parser.add_argument("--fresh", action="store_true",
                         help="retrain from scratch in a new run directory (and rescore), even if current")
@@ -217,8 +233,10 @@ def main(argv: list[str] | None = None) -> int:
         except UserInputError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
+        if refresh_leaderboard(defs, instance, args.verbose):
+            print("leaderboard: updated (the `leaderboard` asset in `make ui`; `make compare` prints it)", file=sys.stderr)
         if args.leaderboard:
-            print(leaderboard(defs, instance))
+            print(latest_metadata(instance, "leaderboard", None)["leaderboard"])
     return 0
 
 

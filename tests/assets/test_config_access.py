@@ -3,7 +3,7 @@
 import dagster as dg
 import yaml
 
-from gan_assets.assets.experiment_config import experiments_partitions, load_config, observed_versions
+from gan_assets.assets.experiment_config import experiments_partitions, load_config, observed_versions, section_of
 from gan_assets.resources.store import ExperimentStore
 from pipelines.definitions import build_definitions
 from tests.conftest import TINY_EXPERIMENT
@@ -58,7 +58,7 @@ def test_every_asset_declares_what_it_reads():
     """Each stage's declared sections, as written beside its definition (the lineage users see)."""
     from pipelines.definitions import GAN_ASSETS
 
-    declared = {a.key.to_user_string(): sorted(d.path[1] for d in a.asset_deps[a.key] if d.path[0] == "config")
+    declared = {a.key.to_user_string(): sorted(s for d in a.asset_deps[a.key] if (s := section_of(d)))
                 for a in GAN_ASSETS}
     assert declared == {"dataset": ["dataset", "seed"], "reference_batch": ["model", "reference_batch", "seed"],
                         "evaluator": ["evaluator", "seed"], "gan_checkpoints": ["model", "seed", "training"],

@@ -24,14 +24,15 @@ def test_definitions_load():
     keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
     sections = {"seed", "dataset", "reference_batch", "model", "training", "evaluator", "evaluation", "gallery"}
     assert keys == set(ASSET_FILES) | {"leaderboard", "cost_response_curves", "divergence_fits"} | {
-        f"config/{section}" for section in sections}
+        f"config/{section}_yaml" for section in sections}
     graph = defs.resolve_asset_graph()
     parents = {k.to_user_string(): {p.to_user_string() for p in graph.get(k).parent_keys} for k in graph.get_all_asset_keys()}
-    assert parents["gan_checkpoints"] == {"dataset", "reference_batch", "config/model", "config/training", "config/seed"}
+    assert parents["gan_checkpoints"] == {"dataset", "reference_batch", "config/model_yaml", "config/training_yaml",
+                                          "config/seed_yaml"}
     assert parents["sample_gallery"] == {"gan_checkpoints", "reference_batch", "checkpoint_scores", "evaluator",
-                                         "dataset", "config/gallery", "config/evaluation", "config/seed"}
+                                         "dataset", "config/gallery_yaml", "config/evaluation_yaml", "config/seed_yaml"}
     assert parents["exported_generator"] == {"gan_checkpoints", "checkpoint_scores", "reference_batch",
-                                             "config/evaluation"}
+                                             "config/evaluation_yaml"}
     assert defs.resolve_sensor_def("automation").default_status == dg.DefaultSensorStatus.RUNNING
     assert defs.resolve_schedule_def("weekly_retrain").default_status == dg.DefaultScheduleStatus.RUNNING
     assert defs.resolve_job_def("experiment") is not None

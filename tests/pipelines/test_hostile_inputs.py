@@ -12,7 +12,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from gan_assets.assets.experiment_config import config_key, experiments_partitions, observed_version
+from gan_assets.assets.experiment_config import config_key, experiments_partitions, observed_version, section_of
 from gan_assets.resources.store import ExperimentStore
 from pipelines.automation.sensors import config_change_sensor
 from pipelines.cli import run_experiment
@@ -41,7 +41,7 @@ def test_the_sensor_observes_the_good_experiment_beside_every_poisoned_one(tmp_p
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(experiments_partitions.name, ["good", "fifo", *POISONED])
     result = config_change_sensor(dg.build_sensor_context(instance=instance, resources={"store": store}))
-    observed = {(event.asset_key.path[1], event.partition) for event in result.asset_events}
+    observed = {(section_of(event.asset_key), event.partition) for event in result.asset_events}
     assert observed == {(section, "good") for section in
                         ("seed", "dataset", "reference_batch", "model", "training", "evaluator", "evaluation", "gallery")}
     # unchanged files: the next tick skips, even with the FIFO registered
@@ -79,15 +79,19 @@ def test_make_run_of_a_good_experiment_beside_poisoned_ones(ran, monkeypatch, ca
     assert summary["materialized"] == list(run_experiment.STAGES) and Path(summary["gallery_html"]).is_file()
     for name in POISONED:  # each named once per observation, as a warning; none stops the run
         assert f"not observing {name}:" in err
+    assert "leaderboard: updated" in err  # the page is there after `make run`, listing every registered experiment
     with dg.DagsterInstance.get() as instance:
         assert observed_version(instance, config_key("seed"), "good-beside-poison") is not None
         assert observed_version(instance, config_key("seed"), "late-seed") is None
+        [board] = instance.fetch_materializations(dg.AssetKey("leaderboard"), limit=1).records
+    table = board.asset_materialization.metadata["leaderboard"].value
+    assert "good-beside-poison" in table and "late-seed" in table and "no scores recorded" in table
 
 
 def test_a_second_run_reports_every_stage_current_and_rewrites_nothing(ran, monkeypatch, capfd):
     before = stored_files(ran)
     code, out, err = run(ran, monkeypatch, capfd)
-    assert code == 0 and "every stage is current" in err
+    assert code == 0 and "every stage is current" in err and "leaderboard" not in err  # the board too is current
     assert json.loads(out[-1])["materialized"] == [] and stored_files(ran) == before
 
 

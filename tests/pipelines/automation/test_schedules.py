@@ -8,7 +8,7 @@ import dagster as dg
 import pytest
 import yaml
 
-from pipelines.automation.schedules import force_retrain_schedule, forced_experiments_from_env
+from pipelines.automation.schedules import force_retrain_schedule, forced_experiments_from_env, latest_version
 from pipelines.definitions import build_definitions
 from tests.conftest import TINY_EXPERIMENT
 from tests.pipelines.automation.harness import AutomationHarness
@@ -67,8 +67,11 @@ def test_weekly_retrain_picks_stale_experiments_and_new_ones_only_when_switched_
         edited = {**TINY_EXPERIMENT, "training": {**TINY_EXPERIMENT["training"], "steps": 30}}
         (tmp_path / "experiments" / "tiny.yaml").write_text(yaml.safe_dump(edited))
         harness.observe()  # the edit is seen, nothing has retrained yet
-        assert requests_of(waits(context)) == {"tiny": "stale: config/training"}
-        assert requests_of(trains_new(context)) == {"new": "missing", "tiny": "stale: config/training"}
+        assert requests_of(waits(context)) == {"tiny": "stale: config/training_yaml"}
+        assert requests_of(trains_new(context)) == {"new": "missing", "tiny": "stale: config/training_yaml"}
+        # trainings recorded before config sources were named `<section>_yaml` keep their staleness test
+        assert latest_version(harness.instance, "config/training", "tiny") == latest_version(
+            harness.instance, "config/training_yaml", "tiny") is not None
 
 
 def test_forced_retrain_trains_from_scratch_in_a_new_run_directory(tmp_path, harness):

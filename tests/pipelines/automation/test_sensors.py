@@ -9,7 +9,13 @@ import pytest
 import yaml
 
 from gan_assets.assets.config_sources import config_sources
-from gan_assets.assets.experiment_config import CONFIG_SECTIONS, config_key, experiments_partitions, observed_version
+from gan_assets.assets.experiment_config import (
+    CONFIG_SECTIONS,
+    config_key,
+    experiments_partitions,
+    observed_version,
+    section_of,
+)
 from gan_assets.resources.store import ExperimentStore
 from pipelines.automation.sensors import config_change_sensor
 from pipelines.definitions import GAN_ASSETS, build_definitions, defs
@@ -30,7 +36,7 @@ def evaluate(tmp_path, instance, cursor):
 def observed(data) -> dict[tuple[str, str], str]:
     """{(section, partition): data version} of the sensor's observations."""
     assert all(isinstance(event, dg.AssetObservation) for event in data.asset_events)
-    return {(event.asset_key.path[1], event.partition): event.tags["dagster/data_version"]
+    return {(section_of(event.asset_key), event.partition): event.tags["dagster/data_version"]
             for event in data.asset_events}
 
 
