@@ -8,9 +8,15 @@ from gan_assets.core.comparison.family_claims import claim_readings
 from gan_assets.core.comparison.ranking import build_leaderboard
 from gan_assets.core.evaluation.scoring import frame_hash
 
-SHOWN = ["experiment", "status", "family", "best_checkpoint", "fd", "real_floor_fd", "class_coverage", "class_kl",
-         "precision", "recall", "bits_per_dim", "bits_per_dim_is_bound", "samples_per_second",
-         "seconds_for_10000_samples", "sharpness", "train_seconds"]
+# The page's tables, each narrow enough to show every column in the metadata column (1,280 px): the verdict and the
+# headline scores first, then the other figures, then what differs in config. Each starts with the experiment.
+TABLES = {
+    "leaderboard": ["experiment", "status", "family", "best_checkpoint", "grade", "fd_ratio", "fd", "real_floor_fd",
+                    "class_coverage", "precision", "recall"],
+    "leaderboard_more": ["experiment", "class_kl", "bits_per_dim", "bits_per_dim_is_bound", "samples_per_second",
+                         "seconds_for_10000_samples", "sharpness", "train_seconds"],
+}
+CONFIG_TABLE_WIDTH = 6  # config.* columns per `config_differences` table
 # Facts recorded beside the scores (checkpoint_scores' metadata) and training (gan_checkpoints'), per experiment.
 SCORE_FIGURES = ("samples_per_second", "seconds_for_10000_samples", "sampling_extrapolated", "sharpness",
                  "bits_per_dim_is_bound")
@@ -31,13 +37,24 @@ def leaderboard(context: dg.AssetExecutionContext, checkpoint_scores: dict[str, 
     figures = {name: latest_metadata(context.instance, "checkpoint_scores", name, SCORE_FIGURES)
                | latest_metadata(context.instance, "gan_checkpoints", name, TRAINING_FIGURES) for name in configs}
     table = build_leaderboard({name: checkpoint_scores[name] for name in configs}, configs, missing, figures)
-    shown = [c for c in SHOWN if c in table.columns] + [c for c in table.columns if c.startswith("config.")]
     claims = claim_readings(table)
+    tables = {key: dg.MetadataValue.md(markdown) for key, markdown in leaderboard_tables(table).items()}
     return dg.Output(table, data_version=dg.DataVersion(frame_hash(table)),
-                     metadata={"dagster/row_count": len(table),
-                               "leaderboard": dg.MetadataValue.md(table[shown].to_markdown(index=False, floatfmt=".4g")),
+                     metadata={"leaderboard": tables.pop("leaderboard"),
                                "family_claims": dg.MetadataValue.md("\n".join(f"- {c}" for c in claims) or
-                                                                    "(score two model families to read the claims)")})
+                                                                    "(score two model families to read the claims)"),
+                               **tables, "dagster/row_count": len(table)})
+
+
+def leaderboard_tables(table: pd.DataFrame) -> dict[str, str]:
+    """The board as markdown tables of a few columns each (`leaderboard`, `leaderboard_more`, `config_differences`,
+    `config_differences_2`, ...), the columns it has; numbers to 4 significant digits."""
+    config = [c for c in table.columns if c.startswith("config.")]
+    groups = {key: [c for c in columns if c in table.columns] for key, columns in TABLES.items()}
+    for n, start in enumerate(range(0, len(config), CONFIG_TABLE_WIDTH)):
+        groups["config_differences" + (f"_{n + 1}" if n else "")] = ["experiment", *config[start:start + CONFIG_TABLE_WIDTH]]
+    return {key: table[columns].to_markdown(index=False, floatfmt=".4g") for key, columns in groups.items()
+            if key == "leaderboard" or len(columns) > 1}
 
 
 def latest_metadata(instance: dg.DagsterInstance, asset: str, experiment: str, keys: tuple[str, ...]) -> dict:

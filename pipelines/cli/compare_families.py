@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
             instance=instance, asset_selection=[dg.AssetKey("leaderboard")])
     table = result.output_for_node("leaderboard").set_index("experiment")
     [event] = result.asset_materializations_for_node("leaderboard")
-    print(event.metadata["leaderboard"].value, "\n", event.metadata["family_claims"].value, file=sys.stderr)
+    print(*(entry.value for key, entry in event.metadata.items() if key.startswith(("leaderboard", "config_diff"))),
+          event.metadata["family_claims"].value, sep="\n\n", file=sys.stderr)
     for path in args.experiments:
         print(json.dumps(family_line(table.loc[path.stem])), flush=True)
     return 0

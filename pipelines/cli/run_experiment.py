@@ -236,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         if refresh_leaderboard(defs, instance, args.verbose):
             print("leaderboard: updated (the `leaderboard` asset in `make ui`; `make compare` prints it)", file=sys.stderr)
         if args.leaderboard:
-            print(latest_metadata(instance, "leaderboard", None)["leaderboard"])
+            board = latest_metadata(instance, "leaderboard", None)
+            print(*(value for key, value in board.items() if key.startswith(("leaderboard", "config_diff"))), sep="\n\n")
     return 0
 
 

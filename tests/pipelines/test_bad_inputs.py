@@ -10,6 +10,7 @@ import yaml
 
 from gan_assets.assets.config_sources import parse_registered, section_versions
 from gan_assets.assets.experiment_config import experiments_partitions
+from gan_assets.core.evaluation.verdict import GRADES
 from gan_assets.core.storage import ExperimentKeyError, check_experiment_key
 from gan_assets.resources.store import ExperimentStore
 from pipelines.automation.sensors import experiment_files_sensor
@@ -160,6 +161,9 @@ def test_one_unscored_experiment_never_fails_the_leaderboard(scored):
     assert table["experiment"].tolist() == ["tiny", "unscored"]
     assert table["status"].tolist() == ["scored", "no scores recorded (not scored yet, or its scoring failed)"]
     assert table.loc[0, "fd"] > 0 and table["fd"].isna().tolist() == [False, True]
+    # the scored one carries the verdict its pages show; the unscored one none
+    assert table.loc[0, "grade"] in GRADES and table["grade"].isna().tolist() == [False, True]
+    assert table.loc[0, "fd_ratio"] == pytest.approx(table.loc[0, "fd"] / table.loc[0, "real_floor_fd"], rel=1e-3, abs=0.01)
 
 
 def test_a_moved_data_directory_is_read_where_it_is_now(scored, tmp_path):

@@ -7,6 +7,7 @@ from typing import Any
 import pandas as pd
 
 from gan_assets.core.evaluation.scoring import REAL_FLOOR, best_row, real_floor_row
+from gan_assets.core.evaluation.verdict import verdict_of
 
 
 def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -31,7 +32,8 @@ def config_differences(configs: dict[str, dict[str, Any]]) -> pd.DataFrame:
 def build_leaderboard(scores: dict[str, pd.DataFrame], configs: dict[str, dict[str, Any]],
                       missing: dict[str, str] | None = None,
                       figures: dict[str, dict[str, Any]] | None = None) -> pd.DataFrame:
-    """Best row of each experiment (by its own best metric), its real floor, and what differs in config;
+    """Best row of each experiment (by its own best metric), its verdict's grade and FD ratio, its real floor, and
+    what differs in config;
     experiments in `missing` get a row with their status (why there is nothing to compare) and no scores.
     `figures` adds per-experiment facts recorded beside the scores (model family, sampling speed, training time)."""
     rows = [{"experiment": name, "status": status} for name, status in (missing or {}).items()]
@@ -40,7 +42,9 @@ def build_leaderboard(scores: dict[str, pd.DataFrame], configs: dict[str, dict[s
         best = best_row(scores[name], evaluation["best_metric"], evaluation["best_direction"])
         floor = real_floor_row(scores[name])
         metrics = {c: best[c] for c in best.index if c not in ("name", "step")}
+        verdict = verdict_of(scores[name], best["name"]).as_dict()  # the grade its asset pages show
         rows.append({"experiment": name, "status": "scored", "best_checkpoint": best["name"], "step": int(best["step"]),
+                     "grade": verdict["grade"], "fd_ratio": verdict["fd_ratio"],
                      "ranked_by": evaluation["best_metric"], **metrics,
                      **{f"{REAL_FLOOR}_{c}": floor[c] for c in metrics},
                      "family": configs[name].get("model", {}).get("family", "gan"), **(figures or {}).get(name, {})})
