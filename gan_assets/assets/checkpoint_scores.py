@@ -68,15 +68,16 @@ def checkpoint_scores(context: dg.AssetExecutionContext, store: ExperimentStore,
     chart = render_score_curves_png(scores[scores["name"] != REAL_FLOOR], floor, best_step=int(best["step"]))
     # in reading order (Dagster shows metadata as inserted): the verdict, the chart, the tables, then the rest
     yield dg.Output(scores, data_version=dg.DataVersion(frame_hash(scores)), metadata={
-        **verdict_entries(verdict),
+        **verdict_entry(verdict),
         **score_chart(context, chart),
         **score_tables(with_verdict_columns(scores)),  # sortable in the UI, every row; every column in one of them
+        **grade_entries(verdict),
         "verdict_json": dg.MetadataValue.json(verdict.as_dict()),  # what `make run`'s JSON line prints as `verdict`
         "best_checkpoint": best["name"],
         "sampling": evaluation.sampling,
         "generator": sampled_weights(gan_checkpoints, evaluation.generator),  # G's moving average, or G itself
         "device": str(device),  # where the samples were drawn and scored, and the sampling speed measured
-        "feature_extractor": "the evaluator's penultimate layer (not comparable to published Inception FID)",
+        "feature_extractor": "the evaluator's penultimate layer",  # not the papers' Inception: docs/metrics.md
         **({"inception_extractor": f"{', '.join(evaluation.inception_columns)}: {evaluation.inception.label}"}
            if evaluation.inception.weights else {}),  # the network, the weights' sha256 and the resize of each column
         **figures,
@@ -154,30 +155,41 @@ def rounded(value, digits: int = 4) -> float:
     return float(f"{value:.{digits}g}") if math.isfinite(value) else value
 
 
-def verdict_entries(verdict: Verdict) -> dict:
-    """The first entries of an asset page: the verdict (the grade in bold, the reasons listed), the grade alone and
-    the FD ratio, as `Verdict.as_dict()` rounds it (the JSON line's numbers)."""
+def verdict_entry(verdict: Verdict) -> dict:
+    """An asset page's first entry: the verdict (the grade in bold, the reasons listed)."""
+    return {"verdict": dg.MetadataValue.md(verdict_markdown(verdict))}
+
+
+def grade_entries(verdict: Verdict) -> dict:
+    """The grade alone and the FD ratio (a number Dagster plots over materializations), as `Verdict.as_dict()` rounds
+    it (the JSON line's numbers): after the pictures, which the first screen is for."""
     shown = verdict.as_dict()
-    return {"verdict": dg.MetadataValue.md(verdict_markdown(verdict)), "grade": verdict.grade,
-            **({"fd_ratio": shown["fd_ratio"]} if shown["fd_ratio"] is not None else {})}
+    return {"grade": verdict.grade, **({"fd_ratio": shown["fd_ratio"]} if shown["fd_ratio"] is not None else {})}
 
 
 SCORE_TABLE_HEADLINE = ("fd", "precision", "recall", "class_coverage", "modes", "hq_fraction", "reverse_kl",
                         "bits_per_dim")
-SCORE_TABLE_WIDTH = 8  # columns the asset page's metadata column shows without cutting the table off
+SCORE_TABLE_WIDTH = 6  # columns the asset page's metadata column shows whole at 1,280 px (tests/ui checks it)
 
 
 def score_table_columns(shown: pd.DataFrame) -> dict[str, list[str]]:
-    """The display table split so every column shows: `scores` (name, step, grade, fd_ratio and the headline scores),
-    `scores_more` (the evaluator's other columns) and `scores_inception` (the `*_inception` columns), each by name."""
-    metrics = [c for c in shown.columns if c not in ("name", "step", "grade", "fd_ratio")]
+    """The display table split so every column shows: `scores` (name, grade, fd_ratio and the headline scores), then
+    `scores_more`, `scores_more_2`, ... (step and the evaluator's other columns) and `scores_inception`, ... (the
+    `*_inception` columns), each led by the checkpoint's name and at most SCORE_TABLE_WIDTH wide."""
+    metrics = [c for c in shown.columns if c not in ("name", "grade", "fd_ratio")]
     inception = [c for c in metrics if c.endswith("_inception")]
     evaluator = [c for c in metrics if c not in inception]
-    first = ["name", "step", "grade", "fd_ratio"]
+    first = ["name", "grade", "fd_ratio"]
     headline = [c for c in SCORE_TABLE_HEADLINE if c in evaluator][:SCORE_TABLE_WIDTH - len(first)]
-    tables = {"scores": first + headline, "scores_more": ["name"] + [c for c in evaluator if c not in headline],
-              "scores_inception": ["name"] + inception}
-    return {key: columns for key, columns in tables.items() if key == "scores" or len(columns) > 1}
+    rest = [c for c in evaluator if c not in headline]
+    return {"scores": first + headline, **chunked("scores_more", rest), **chunked("scores_inception", inception)}
+
+
+def chunked(key: str, columns: list[str]) -> dict[str, list[str]]:
+    """`columns` in tables of at most SCORE_TABLE_WIDTH (the name first): `key`, `key_2`, ..."""
+    size = SCORE_TABLE_WIDTH - 1
+    return {key + (f"_{n + 1}" if n else ""): ["name", *columns[start:start + size]]
+            for n, start in enumerate(range(0, len(columns), size))}
 
 
 def score_tables(shown: pd.DataFrame) -> dict:

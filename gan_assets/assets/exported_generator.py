@@ -22,7 +22,7 @@ UPSTREAM = ("dataset", "reference_batch", "gan_checkpoints", "checkpoint_scores"
 DESCRIPTION = """The best checkpoint's sampler, taken out of the pipeline: `<storage root>/experiments/<experiment>/
 export/<sha256 of its weights, 16 hex>/` holds `generator.pt2` (a `torch.export` program: z, and labels for a
 conditional G, in; float32 images in [0, 1] NCHW out, or a 2-D GAN's points), `generator.safetensors` and `card.json`
-(family, config, scores beside the real floor, data and code versions, sha256 of each file, three lines that load it
+(family, config, scores beside the real floor, data and code versions, sha256 of each file, four lines that load it
 in plain torch). The FVBN exports weights and card only (its card says why). `make sample-export` draws a grid."""
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from gan_assets.assets.checkpoint_scores import verdict_entries
+from gan_assets.assets.checkpoint_scores import grade_entries, verdict_entry
 from gan_assets.assets.experiment_config import config_deps, config_metadata, experiments_partitions, load_config
 from gan_assets.core.data.images import Examples
 from gan_assets.core.data.reference import ReferenceBatch
@@ -53,10 +53,12 @@ def sample_gallery(context: dg.AssetExecutionContext, store: ExperimentStore, to
                                   weights=config.evaluation.generator)
     manifest = gallery.manifest(best) | {"html": str(page)}
     # in reading order (Dagster shows metadata as inserted): checkpoint_scores' verdict, the pictures, the rest
+    verdict = verdict_of(checkpoint_scores, best)
     return dg.Output(manifest, data_version=dg.DataVersion(gallery.sha256), metadata={
-        **verdict_entries(verdict_of(checkpoint_scores, best)),
+        **verdict_entry(verdict),
         **inline_images(context, gallery, best, score_chart),
         **gallery_link(context, page),
+        **grade_entries(verdict),
         "best_checkpoint": best,
         "sampling": config.evaluation.sampling,
         "generator": sampled_weights(gan_checkpoints, config.evaluation.generator),  # G's moving average, or G
@@ -74,7 +76,7 @@ def sample_gallery(context: dg.AssetExecutionContext, store: ExperimentStore, to
 def gallery_link(context: dg.AssetExecutionContext, page: Path) -> dict:
     """`gallery_page`: a link the UI opens to the HTML page (saved by the browser, so it works on a remote server)."""
     link = served_page_link(context.instance, page.read_bytes(), context.partition_key, "gallery",
-                            "Open the HTML gallery (every class, every checkpoint, the score table)")
+                            "Open the HTML gallery")
     return {} if link is None else {"gallery_page": dg.MetadataValue.md(link)}
 
 

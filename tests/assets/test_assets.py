@@ -149,15 +149,17 @@ def test_scores_and_gallery_assets(upstream, store):
     assert meta(scores, "best_fd") == pytest.approx(best["fd"], rel=5e-4)  # rounded to 4 significant digits
     table_meta = scores.metadata["scores"].value  # sortable table metadata, every row
     assert [r.data["name"] for r in table_meta.records] == table["name"].tolist()
-    tables = [scores.metadata[k].value for k in ("scores", "scores_more", "scores_inception") if k in scores.metadata]
+    tables = [value.value for k, value in scores.metadata.items() if k.startswith("scores")]
     shown = {c.name for t in tables for c in t.schema.columns}  # every column, in one table or another
-    assert shown == set(table.columns) | {"grade", "fd_ratio"} and len(table_meta.schema.columns) <= 8
+    assert shown == set(table.columns) | {"grade", "fd_ratio"}
+    assert max(len(t.schema.columns) for t in tables) <= 6 and all(t.schema.columns[0].name == "name" for t in tables)
     assert table_meta.records[0].data["fd"] == pytest.approx(table["fd"][0], rel=5e-3)  # 3 significant digits
     assert table_meta.records[-1].data["grade"] is None and table_meta.records[0].data["grade"] in GRADES
-    # in reading order: the verdict, the chart, the tables, then the best and floor entries
+    # in reading order: the verdict, the chart, the tables, the grade alone, then the best and floor entries
     keys = list(scores.metadata)
-    assert keys[:3] == ["verdict", "grade", "fd_ratio"]
-    assert keys.index("score_curves") < keys.index("scores") < keys.index("best_checkpoint") < keys.index("best_fd")
+    assert keys[0] == "verdict"
+    assert (keys.index("score_curves") < keys.index("scores") < keys.index("grade") < keys.index("fd_ratio")
+            < keys.index("best_checkpoint") < keys.index("best_fd"))
     assert keys.index("scores") < min(keys.index(k) for k in keys if k.startswith(("best_", "real_floor_")))
     assert meta(scores, "fd_ratio") == pytest.approx(best["fd"] / table["fd"].iloc[-1], abs=0.005)
     verdict = meta(scores, "verdict_json")
@@ -182,6 +184,7 @@ def test_scores_and_gallery_assets(upstream, store):
     assert meta(gallery, "gallery_html") == manifest["html"] and Path(manifest["html"]).is_file()
     assert meta(gallery, "device") == "cpu"
     gallery_keys = list(gallery.metadata)
-    assert gallery_keys[:3] == ["verdict", "grade", "fd_ratio"]  # checkpoint_scores' verdict, the same
-    assert [meta(gallery, k) for k in gallery_keys[:3]] == [meta(scores, k) for k in gallery_keys[:3]]
-    assert all(gallery_keys.index(k) < gallery_keys.index("best_checkpoint") for k in gallery_keys if k.endswith("_inline"))
+    assert gallery_keys[0] == "verdict"  # checkpoint_scores' verdict, the same, then the pictures, then the grade alone
+    assert [meta(gallery, k) for k in ("verdict", "grade", "fd_ratio")] == [meta(scores, k) for k in ("verdict", "grade",
+                                                                                                       "fd_ratio")]
+    assert all(gallery_keys.index(k) < gallery_keys.index("grade") for k in gallery_keys if k.endswith("_inline"))

@@ -3,10 +3,14 @@
 One `dagster dev` (webserver, daemon, code server) serves a throw-away `DAGSTER_HOME` on a free
 loopback port, over a temp experiments dir holding the tiny experiment. The tests register the
 `tiny` partition and launch the `experiment` job through the GraphQL API, check the
-materialization metadata through GraphQL, then open the asset pages in headless Chromium (Debian's
-`chromium`, driven over the DevTools protocol with the stdlib websocket client below) and assert the
-best grid and the score chart are shown without a click. The screenshot is saved in the test's temp
-dir; `UPDATE_UI_SCREENSHOT=1` also copies it to `docs/ui-gallery.png`.
+materialization metadata through GraphQL, then one headless Chromium (Debian's `chromium`, driven
+over the DevTools protocol with the stdlib websocket client below) at 1280x1000 visits every asset
+page of the graph and the `gan` group's lineage (`ui_tour`), and the tests assert on what it saw:
+the best grid and the score chart shown without a click, the grade, grid and chart in the first
+screen and above the tables, the best grid's row per class, the `gallery_page` link serving the
+HTML gallery, unique node labels in the lineage, and nothing cut off on the right. The screenshots
+are saved in the tour's temp dir; `UPDATE_UI_SCREENSHOT=1` also copies sample_gallery's to
+`docs/ui-gallery.png` (benchmarks/ui_screenshots.py takes the same pictures of your own instance).
 
 Skipped when Chromium is missing, unless `REQUIRE_UI_TEST=1` (set by `.ci/run`) makes that a failure.
 """
@@ -18,6 +22,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -35,17 +40,29 @@ import pytest
 import yaml
 from PIL import Image
 
+from gan_assets.assets.experiment_config import CONFIG_SECTIONS
 from tests.conftest import TINY_EXPERIMENT
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 PARTITION = "tiny"
+# The tiny experiment, conditional with a reference batch of 4 per class: the best grid has a row per class.
+UI_EXPERIMENT = {**TINY_EXPERIMENT, "model": {**TINY_EXPERIMENT["model"], "conditional": True},
+                 "reference_batch": {"size": 40}}
 PARTITIONS_DEF = "experiments"
 JOB = "experiment"
 PNG_DATA_URI = "data:image/png;base64,"
 SERVER_START_TIMEOUT = 120
 RUN_TIMEOUT = 240
 PAGE_TIMEOUT = 60
+VIEWPORT = (1280, 1000)  # width, height: a laptop's browser window; "the first screen" is its height
+GROUP = "gan"
+GRAPH_ASSETS = ("dataset", "reference_batch", "evaluator", "gan_checkpoints", "checkpoint_scores",
+                "exported_generator", "sample_gallery")
+# The inline images each asset page must show (markdown images served from /logs/gan_gallery/<partition>/).
+INLINE = {"gan_checkpoints": ["loss_curves"], "checkpoint_scores": ["score_curves"],
+          "sample_gallery": ["best_grid", "progress", "score_curves"]}
+GRID_PADDING = 2  # torchvision's make_grid, as gan_assets/core/png.py's grid_array calls it
 
 _missing_chromium = not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK))
 if _missing_chromium and os.environ.get("REQUIRE_UI_TEST") == "1":
@@ -162,7 +179,7 @@ def dagster_dev(tmp_path_factory):
         "telemetry": {"enabled": False},
         "run_queue": {"max_concurrent_runs": 1},
     }))
-    (experiments / f"{PARTITION}.yaml").write_text(yaml.safe_dump(TINY_EXPERIMENT))
+    (experiments / f"{PARTITION}.yaml").write_text(yaml.safe_dump(UI_EXPERIMENT))
     port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home), "DAGSTER_DISABLE_TELEMETRY": "1",
            "GAN_STORAGE_ROOT": str(root / "store"), "GAN_EXPERIMENTS_DIR": str(experiments),
@@ -288,6 +305,7 @@ query($path: [String!]!, $partition: String!) {
           ... on FloatMetadataEntry { floatValue }
           ... on IntMetadataEntry { intValue }
           ... on PathMetadataEntry { path }
+          ... on JsonMetadataEntry { jsonString }
         }
       }
     }
@@ -444,7 +462,7 @@ def chromium(profile: Path):
         proc = subprocess.Popen(
             [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--disable-dev-shm-usage", "--hide-scrollbars", "--window-size=1400,1000",
+             "--disable-dev-shm-usage", "--hide-scrollbars", f"--window-size={VIEWPORT[0]},{VIEWPORT[1]}",
              f"--user-data-dir={profile}", "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
              "about:blank"],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
@@ -495,41 +513,321 @@ def served_file(home: Path, src: str) -> Path:
     return home / "storage" / Path(*key[:-1]) / f"{key[-1]}.{extension}"
 
 
-def open_asset_page(page: DevTools, server: Dagster, asset: str, inline: list[str]) -> dict:
-    page.call("Page.navigate", url=f"{server.url}/assets/{asset}?view=partitions&partition={PARTITION}")
-    return page.wait_for(FIND_INLINE % json.dumps([f"{PARTITION}/{name}-" for name in inline]),
+def asset_url(server: Dagster, asset: str, partition: str = PARTITION) -> str:
+    return f"{server.url}/assets/{asset}?view=partitions&partition={urllib.parse.quote(partition)}"
+
+
+def group_lineage_url(server: Dagster, group: str = GROUP) -> str:
+    """The group's lineage graph: the catalog's group link (`/locations/<repository>@<location>/asset-groups/<group>`)."""
+    repository = f"{server.repository['repositoryName']}@{server.repository['repositoryLocationName']}"
+    return f"{server.url}/locations/{urllib.parse.quote(repository, safe='@')}/asset-groups/{urllib.parse.quote(group)}"
+
+
+def set_viewport(page: DevTools, width: int = VIEWPORT[0], height: int = VIEWPORT[1]) -> None:
+    page.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
+
+
+def capture(page: DevTools, path: Path) -> Path:
+    """The first screen (the viewport, unscrolled) as a PNG."""
+    path.write_bytes(base64.b64decode(page.call("Page.captureScreenshot", format="png")["data"]))
+    return path
+
+
+# The asset page's latest materialization has rendered: its metadata table has rows and every image in the main
+# content has loaded (a page still fetching shows a spinner and no table).
+METADATA_RENDERED = """
+(() => {
+  const table = document.querySelector('table[class*="AssetEventMetadataEntriesTable"]');
+  if (!table || table.querySelectorAll('tr').length < 2) return false;
+  return [...document.querySelectorAll('img')].every((img) => img.complete && img.naturalWidth > 0);
+})()
+"""
+
+
+def open_asset_page(page: DevTools, server: Dagster, asset: str, inline: list[str],
+                    partition: str = PARTITION) -> dict:
+    """Navigate to the asset's partition page; once its metadata and the `inline` images have rendered, the images."""
+    page.call("Page.navigate", url=asset_url(server, asset, partition))
+    page.wait_for(METADATA_RENDERED, f"the metadata of the {asset} page")
+    if not inline:
+        return {}
+    return page.wait_for(FIND_INLINE % json.dumps([f"{partition}/{name}-" for name in inline]),
                          f"the inline images {inline} on the {asset} page (no click)")
 
 
-def test_asset_pages_show_the_best_grid_and_score_chart_without_a_click(dagster_dev, tiny_run, tmp_path):
-    _, gallery = latest_metadata(dagster_dev, "sample_gallery")
-    best = gallery["best_checkpoint"]["text"]
+# What a viewer of the asset page sees without scrolling, and what is cut off on the right. Boxes are viewport
+# coordinates of the unscrolled page (the page scrolls inside its main content, never the window).
+#  clipped: content that does not show in full. An <img>, a table inside the metadata, or a piece of the metadata's
+#    text whose right edge is past what the viewport and its overflow-clipping containers show (a container that
+#    scrolls counts: the page hides its scrollbars, and nobody scrolls a metadata table sideways to find a path's
+#    end), and any metadata element that hides its own overflow (scrollWidth > clientWidth, e.g. an ellipsis). The
+#    metadata table's own box is not judged: its last column is empty padding.
+#  rows: each metadata entry's row box, by label; verdict_grade: the bold grade word in the `verdict` entry;
+#  tables: tables inside the metadata (Dagster table metadata, markdown tables); links: every <a>; images: the
+#  inline images (/logs/gan_gallery/…) by name.
+MEASURE = """
+((grade) => {
+  const W = window.innerWidth;
+  const box = (el) => { const b = el.getBoundingClientRect();
+    return {left: b.left, right: b.right, top: b.top, bottom: b.bottom, width: b.width, height: b.height}; };
+  const main = document.querySelector('[class*="MainContent_mainContent"]') || document.body;
+  const meta = main.querySelector('table[class*="AssetEventMetadataEntriesTable"]');
+  const labelOf = (el) => { const tr = el.closest('table[class*="AssetEventMetadataEntriesTable"] > tbody > tr');
+    return tr && tr.children[0] ? tr.children[0].textContent.trim() : null; };
+  const shownRight = (el) => {  // the right edge of what the viewport and el's clipping containers show
+    let right = W;
+    for (let a = el.parentElement; a && a !== document.documentElement; a = a.parentElement) {
+      if (getComputedStyle(a).overflowX !== 'visible') {
+        right = Math.min(right, a.getBoundingClientRect().left + a.clientLeft + a.clientWidth);
+      }
+    }
+    return right;
+  };
+  const clipped = [], seen = new Set();
+  const report = (what, el, right, detail) => {
+    const shown = shownRight(el);
+    if (right <= shown + 0.5) return;
+    const entry = labelOf(el), key = what + '|' + entry;
+    if (seen.has(key)) return;  // one report per entry and kind
+    seen.add(key);
+    clipped.push({what, entry, right: Math.round(right), shown_up_to: Math.round(shown), ...detail});
+  };
+  for (const el of main.querySelectorAll('img')) {
+    const b = box(el);
+    if (b.width > 0) report('img', el, b.right, {src: el.src});
+  }
+  for (const el of main.querySelectorAll('table')) {
+    const b = box(el);
+    if (el !== meta && b.width > 0) report('table', el, b.right, {});
+  }
+  if (meta) {
+    const walker = document.createTreeWalker(meta, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      if (!node.textContent.trim()) continue;
+      const range = document.createRange();
+      range.selectNodeContents(node);
+      const right = Math.max(0, ...[...range.getClientRects()].map((r) => r.right));
+      report('text', node.parentElement, right, {text: node.textContent.trim().slice(0, 80)});
+    }
+    for (const el of meta.querySelectorAll('*')) {
+      const overflow = getComputedStyle(el).overflowX;
+      if ((overflow === 'hidden' || overflow === 'clip') && el.scrollWidth > el.clientWidth + 1) {
+        clipped.push({what: 'overflow ' + overflow, entry: labelOf(el), scrollWidth: el.scrollWidth,
+                      clientWidth: el.clientWidth, text: el.textContent.trim().slice(0, 80)});
+      }
+    }
+  }
+  const rows = {};
+  if (meta) for (const tr of meta.querySelectorAll(':scope > tbody > tr')) {
+    if (tr.children[0]) rows[tr.children[0].textContent.trim()] = box(tr);
+  }
+  let verdict_grade = null;
+  const verdict = meta && [...meta.querySelectorAll(':scope > tbody > tr')]
+    .find((tr) => tr.children[0] && tr.children[0].textContent.trim() === 'verdict');
+  if (verdict && grade) {
+    const bold = [...verdict.querySelectorAll('strong, b')].find((el) => el.textContent.trim() === grade);
+    if (bold) verdict_grade = {...box(bold), visible: getComputedStyle(bold).visibility === 'visible'};
+  }
+  const tables = meta ? [...meta.querySelectorAll('table')].map((t) => ({entry: labelOf(t), ...box(t)})) : [];
+  const links = [...main.querySelectorAll('a[href]')].map((a) => ({href: a.getAttribute('href'),
+                                                                   text: a.textContent.trim(), ...box(a)}));
+  const images = {};  // the inline images by name: /logs/gan_gallery/<partition>/<name>-<hash>/png
+  for (const img of main.querySelectorAll('img')) {
+    const parts = new URL(img.src, location.href).pathname.split('/');
+    if (parts[2] === 'gan_gallery') images[parts[parts.length - 2].replace(/-[0-9a-f]+$/, '')] = box(img);
+  }
+  return {viewport: [W, window.innerHeight], clipped, rows, verdict_grade, tables, links, images};
+})(%s)
+"""
+
+# The lineage graph's nodes: the group's assets (their boxes) and the assets of other groups they link to (the
+# config sources, drawn as small links). Dagster labels each by the last component of its key.
+LINEAGE_NODES = """
+(() => [...document.querySelectorAll('foreignObject')]
+  .map((node) => { const name = node.querySelector('[class*="assetName"]');  // zoomed in, a node shows more
+                   return {label: (name || node).textContent.trim(), asset: !!name}; })
+  .filter((node) => node.label))()
+"""
+
+
+def open_group_lineage(page: DevTools, server: Dagster, group: str = GROUP, assets: int = 1) -> list[dict]:
+    """Navigate to the group's lineage graph; its nodes once `assets` of the group's assets are drawn."""
+    page.call("Page.navigate", url=group_lineage_url(server, group))
+    expected = json.dumps(assets)
+    return page.wait_for(f"(() => {{ const nodes = {LINEAGE_NODES.strip()};"
+                         f" return nodes.filter((n) => n.asset).length >= {expected} ? nodes : null; }})()",
+                         f"the {group} group's lineage graph")
+
+
+@pytest.fixture(scope="module")
+def ui_tour(dagster_dev, tiny_run, tmp_path_factory) -> dict:
+    """One Chromium at VIEWPORT visits every asset page of the graph and the group's lineage: what each showed
+    (MEASURE, the inline images) and its first screen (`shots`, in the tour's temp dir)."""
+    shots = tmp_path_factory.mktemp("ui-pages")
+    grades = {asset: latest_metadata(dagster_dev, asset)[1].get("grade", {}).get("text")
+              for asset in ("checkpoint_scores", "sample_gallery")}
     # The "Join the Dagster community" dialog would cover the page; dismiss it as its Skip button does.
     dagster_dev.graphql("mutation { setNuxSeen }")
-    with chromium(tmp_path / "profile") as page:
+    tour = {"shots": {}, "pages": {}, "inline": {}, "grades": grades}
+    with chromium(shots / "profile") as page:
         page.call("Page.enable")
-        page.call("Emulation.setDeviceMetricsOverride", width=1400, height=1000, deviceScaleFactor=1, mobile=False)
-        scores_page = open_asset_page(page, dagster_dev, "checkpoint_scores", ["score_curves"])
-        shown = open_asset_page(page, dagster_dev, "sample_gallery", ["best_grid", "progress", "score_curves"])
-        time.sleep(1)  # let the images paint before the picture
-        shot = base64.b64decode(page.call("Page.captureScreenshot", format="png")["data"])
+        set_viewport(page)
+        for asset in GRAPH_ASSETS:
+            started = time.monotonic()
+            tour["inline"][asset] = open_asset_page(page, dagster_dev, asset, INLINE.get(asset, []))
+            time.sleep(0.5)  # let the images paint and the table settle before measuring and the picture
+            tour["pages"][asset] = page.evaluate(MEASURE % json.dumps(grades.get(asset)))
+            tour["shots"][asset] = capture(page, shots / f"ui-{asset}.png")
+            print(f"{asset}: {time.monotonic() - started:.1f}s, {tour['shots'][asset]}")
+        tour["lineage"] = open_group_lineage(page, dagster_dev, GROUP, assets=len(GRAPH_ASSETS))
+        time.sleep(0.5)
+        tour["shots"]["lineage"] = capture(page, shots / f"ui-lineage-{GROUP}.png")
+    return tour
 
-    screenshot = tmp_path / "ui-gallery.png"
-    screenshot.write_bytes(shot)
+
+def test_asset_pages_show_the_best_grid_and_score_chart_without_a_click(dagster_dev, ui_tour):
+    _, gallery = latest_metadata(dagster_dev, "sample_gallery")
+    best = gallery["best_checkpoint"]["text"]
+    screenshot = ui_tour["shots"]["sample_gallery"]
     if os.environ.get("UPDATE_UI_SCREENSHOT") == "1":
         target = PROJECT_ROOT / "docs" / "ui-gallery.png"
         target.parent.mkdir(exist_ok=True)
         shutil.copyfile(screenshot, target)
     print(f"screenshot: {screenshot}")
-    assert Image.open(screenshot).size == (1400, 1000)
+    assert Image.open(screenshot).size == VIEWPORT
 
     home = dagster_dev.home
-    for name, image in [*shown.items(), *scores_page.items()]:
+    shown = ui_tour["inline"]["sample_gallery"]
+    for name, image in [*shown.items(), *ui_tour["inline"]["checkpoint_scores"].items()]:
         assert image["rendered"], (name, image)
         assert (image["width"], image["height"]) == Image.open(served_file(home, image["src"])).size
     grid = shown[f"{PARTITION}/best_grid-"]
-    assert grid["top"] < 1000  # in the first screenful, not only somewhere down the page
+    assert grid["top"] < VIEWPORT[1]  # in the first screenful, not only somewhere down the page
     assert grid["alt"] == f"best checkpoint {best}"
     assert np.array_equal(np.asarray(Image.open(served_file(home, grid["src"]))),
                           np.asarray(Image.open(gallery["best_grid"]["path"])))  # the very grid the run drew
     assert urllib.parse.urlsplit(grid["src"]).path in gallery["best_grid_inline"]["mdStr"]
+
+
+def markdown_table_rows(markdown: str) -> int:
+    """The body rows of a markdown table (the lines after its header and |---| line)."""
+    return len([line for line in markdown.splitlines() if line.strip().startswith("|")][2:])
+
+
+def test_best_grid_has_one_row_per_class(dagster_dev, ui_tour):
+    """The served best grid's rows and columns, from its size: square cells of the images plus make_grid's padding.
+
+    A conditional G's grid has one row per class (gan_assets/core/gallery/grids.py, `grid_inputs`): K rows of
+    max(1, min(grid_size, reference z // K)) columns; an unconditional G's is grid_size × grid_size."""
+    _, dataset = latest_metadata(dagster_dev, "dataset")
+    _, reference = latest_metadata(dagster_dev, "reference_batch")
+    _, checkpoints = latest_metadata(dagster_dev, "gan_checkpoints")
+    config = json.loads(checkpoints["config"]["jsonString"])
+    classes = markdown_table_rows(dataset["class_histogram"]["mdStr"])
+    assert classes == len(json.loads(reference["classes"]["text"])) > 1  # the digits' 10
+    _channels, height, width = json.loads(dataset["shape"]["text"])
+    assert height == width
+    cell = height + GRID_PADDING
+    grid = Image.open(served_file(dagster_dev.home, ui_tour["inline"]["sample_gallery"][f"{PARTITION}/best_grid-"]["src"]))
+    assert (grid.width - GRID_PADDING) % cell == 0 and (grid.height - GRID_PADDING) % cell == 0, (grid.size, cell)
+    rows, columns = (grid.height - GRID_PADDING) // cell, (grid.width - GRID_PADDING) // cell
+    grid_size = config["gallery"]["grid_size"]
+    if config["model"]["conditional"]:
+        expected = (classes, max(1, min(grid_size, reference["dagster/row_count"]["intValue"] // classes)))
+    else:  # no class to ask G for: the per-class rows are the HTML gallery's
+        expected = (grid_size, grid_size)
+    assert (rows, columns) == expected, (
+        f"best grid {grid.size}: {rows} rows × {columns} columns of {cell}px cells; expected {expected} "
+        f"(conditional={config['model']['conditional']}, {classes} classes, grid_size {grid_size})")
+
+
+def test_gallery_page_link_downloads_the_html_gallery(dagster_dev, ui_tour):
+    _, gallery = latest_metadata(dagster_dev, "sample_gallery")
+    assert "gallery_page" in gallery, f"no gallery_page entry; entries: {list(gallery)}"
+    links = [link for link in ui_tour["pages"]["sample_gallery"]["links"]
+             if f"/logs/gan_gallery/{PARTITION}/gallery-" in link["href"]]
+    assert len(links) == 1, ui_tour["pages"]["sample_gallery"]["links"]
+    path = urllib.parse.urlsplit(links[0]["href"]).path
+    assert re.fullmatch(rf"/logs/gan_gallery/{re.escape(PARTITION)}/gallery-[0-9a-f]{{16}}/html", path), path
+    assert f"]({path})" in gallery["gallery_page"]["mdStr"]
+    with urllib.request.urlopen(urllib.parse.urljoin(dagster_dev.url, links[0]["href"]), timeout=30) as response:
+        assert response.status == 200
+        served = response.read()
+    assert served == Path(gallery["gallery_html"]["path"]).read_bytes()
+
+
+def test_group_lineage_labels_are_unique(ui_tour):
+    """Dagster labels a node by its key's last component: the config sources (`config/<section>_yaml`) must not
+    read `dataset` or `evaluator` beside the stages of those names."""
+    assert Image.open(ui_tour["shots"]["lineage"]).size == VIEWPORT
+    nodes = ui_tour["lineage"]
+    labels = [node["label"] for node in nodes]
+    assert {node["label"] for node in nodes if node["asset"]} == set(GRAPH_ASSETS), nodes
+    assert labels.count("dataset") == 1 and labels.count("evaluator") == 1, labels
+    assert not sorted({label for label in labels if labels.count(label) > 1}), labels
+    # The group's links to other groups' assets: the config sources, and the leaderboard where it is in view.
+    linked = [node["label"] for node in nodes if not node["asset"]]
+    assert not set(linked) & set(CONFIG_SECTIONS), f"config sources labelled by the bare section: {linked}"
+    sources = [label for label in linked if label.endswith("_yaml")]
+    assert sources and {label.removesuffix("_yaml") for label in sources} <= set(CONFIG_SECTIONS), linked
+
+
+def test_verdict_grid_and_chart_in_the_first_screen(ui_tour):
+    """The grade, the best grid and the score chart without scrolling, and none of them below a table."""
+    width, height = VIEWPORT
+    problems = []
+    for asset in ("sample_gallery", "checkpoint_scores"):
+        page, grade = ui_tour["pages"][asset], ui_tour["grades"][asset]
+        assert grade in ("good", "fair", "poor"), (asset, grade)
+        shown = page["verdict_grade"]
+        if shown is None:
+            problems.append(f"{asset}: the verdict does not show the grade {grade!r} in bold")
+        elif not (shown["visible"] and 0 <= shown["top"] and shown["bottom"] <= height and shown["right"] <= width):
+            problems.append(f"{asset}: the verdict's grade {grade!r} is not in the first {width}x{height} screen: {shown}")
+        table_tops = [row["top"] for label, row in page["rows"].items() if label.startswith("scores")]
+        table_tops += [table["top"] for table in page["tables"]]
+        first_table = min(table_tops, default=float("inf"))
+        names = ["best_grid", "score_curves"] if asset == "sample_gallery" else ["score_curves"]
+        for name in names:
+            box = page["images"][name]
+            whole = name == "best_grid"  # every class row on the first screen; the chart starts on it
+            if not (box["top"] >= 0 and (box["bottom"] if whole else box["top"]) <= height and box["right"] <= width):
+                problems.append(f"{asset}: {name} is not {'fully ' if whole else ''}in the first {width}x{height} "
+                                f"screen: {box}")
+            if box["bottom"] > first_table:
+                problems.append(f"{asset}: {name} (bottom {box['bottom']:.0f}) is below a table (top {first_table:.0f})")
+        if asset == "checkpoint_scores" and "scores" not in page["rows"]:
+            problems.append(f"{asset}: no `scores` table entry; rows: {list(page['rows'])}")
+    assert not problems, "\n".join(problems)
+
+
+def machine_identifiers(entries: dict) -> set[str]:
+    """Entries holding one exact string for a program or a copy-paste (file paths, URIs, JSON, hashes): Dagster's UI
+    never breaks them, so a deep storage root runs past the edge (the text copies on click). Everything else on a
+    page is for reading and must show whole."""
+    def identifier(entry: dict) -> bool:
+        text = entry.get("text")
+        return ("path" in entry or "jsonString" in entry or
+                (text is not None and " " not in text and len(text) > 40))
+    return {label for label, entry in entries.items() if identifier(entry)}
+
+
+def test_asset_pages_fit_the_viewport(dagster_dev, ui_tour):
+    """At VIEWPORT nothing a reader needs on an asset page is cut off on the right: the pictures, charts and tables
+    end within the viewport and no metadata cell hides or scrolls away its prose; the machine identifiers, which may
+    run past the edge, come after the verdict, the pictures and the tables."""
+    clipped = {}
+    for asset in GRAPH_ASSETS:
+        assert Image.open(ui_tour["shots"][asset]).size == VIEWPORT
+        page = ui_tour["pages"][asset]
+        assert tuple(page["viewport"]) == VIEWPORT
+        entries = latest_metadata(dagster_dev, asset)[1]
+        identifiers = machine_identifiers(entries)
+        cut = [c for c in page["clipped"] if c["entry"] not in identifiers]
+        if cut:
+            clipped[asset] = cut
+        labels = list(entries)  # the verdict, pictures and tables before any identifier
+        first_identifier = min((labels.index(label) for label in identifiers), default=len(labels))
+        lead = [label for label in labels if label == "verdict" or label.endswith("_inline") or label.startswith("scores")]
+        assert all(labels.index(label) < first_identifier for label in lead), (asset, labels)
+    assert not clipped, f"clipped at {VIEWPORT[0]}px wide:\n{json.dumps(clipped, indent=1)}"

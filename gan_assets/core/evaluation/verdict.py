@@ -191,12 +191,12 @@ def grade_of(c: Comparison | None) -> tuple[str, str] | None:
 
 
 def notes(by_metric: dict[str, Comparison]) -> tuple[str, ...]:
-    """What a reader would otherwise wonder about: a negative KID floor, bits/dim without a floor."""
+    """What a reader would otherwise wonder about: a negative KID floor, bits/dim without a floor. Short lines: the
+    asset page's metadata column (about 60 characters at 1,280 px) never cuts them."""
     found = []
     for c in by_metric.values():
         if base_metric(c.metric) == "kid" and c.floor is not None and c.floor < 0:
-            found.append(f"{c.metric}'s floor is {c.floor:.1e}: an unbiased estimate, near 0 it can be negative; "
-                         f"read {c.metric} as a distance ({c.distance:+.2g})")
+            found.append(f"{c.metric}'s floor {c.floor:.1e} < 0 (unbiased estimate): a distance, {c.distance:+.2g}")
         if c.metric == "bits_per_dim":
             found.append(f"held-out bits/dim {c.value:.3g} (no real floor: real data has no likelihood)")
     return tuple(found)

@@ -215,12 +215,14 @@ def output_spec(manifest: RunManifest) -> dict[str, Any]:
 
 
 def load_lines(generator: nn.Module) -> list[str]:
-    """Three lines of plain torch that draw 16 samples (the mode is baked in: never call .eval()/.train() on it)."""
+    """Four lines of plain torch that draw 16 samples (the mode is baked in: never call .eval()/.train() on it); each
+    short enough for the asset page to show whole."""
     call = "program(z, torch.arange(16) % {n})".format(n=generator.num_classes) \
         if getattr(generator, "conditional", False) else "program(z)"
     return ["import torch",
             f"program = torch.export.load('{PROGRAM_FILE}').module()",
-            f"z = torch.randn(16, {z_dim_of(generator)}); samples = {call}"]
+            f"z = torch.randn(16, {z_dim_of(generator)})",
+            f"samples = {call}"]
 
 
 def scores_for_card(scores: pd.DataFrame, checkpoint: str, metric: str, direction: str) -> dict[str, Any]:

@@ -14,16 +14,19 @@ from matplotlib.ticker import MaxNLocator
 
 from gan_assets.core.evaluation.metrics.modes import nearest_mode
 
+# 460 px at 100 dpi: the asset page's metadata column at 1,280 px holds about 500 (tests/ui checks nothing is cut off).
+CHART_WIDTH_INCHES = 4.6
+
 
 def render_loss_curves_png(history: pd.DataFrame) -> bytes:
-    """Two panels stacked (600 px wide, so the UI's metadata column never clips them): the players' costs, and D's
-    mean output on real and on generated images; a likelihood family's logged bits/dim (and its terms) in one panel.
-    Legends sit inside the axes."""
+    """Two panels stacked (CHART_WIDTH_INCHES wide, so the UI's metadata column never clips them): the players'
+    costs, and D's mean output on real and on generated images; a likelihood family's logged bits/dim (and its terms)
+    in one panel. Legends sit inside the axes."""
     if "loss_d" not in history:
-        figure = Figure(figsize=(6, 3), dpi=100)
+        figure = Figure(figsize=(CHART_WIDTH_INCHES, 3), dpi=100)
         FigureCanvasAgg(figure)
         return _likelihood_curves(figure, history)
-    figure = Figure(figsize=(6, 4.6), dpi=100)
+    figure = Figure(figsize=(CHART_WIDTH_INCHES, 4.6), dpi=100)
     FigureCanvasAgg(figure)
     costs, outputs = figure.subplots(2, 1, sharex=True)
     costs.plot(history["step"], history["loss_d"], label="J(D)")
@@ -63,7 +66,7 @@ def render_score_curves_png(scores: pd.DataFrame, real_floor: pd.Series, *, best
     columns = [c for c in SCORE_CHART_COLUMNS if c in scores.columns]
     per_row = min(max(len(columns), 1), SCORE_CHART_PER_ROW)  # rows of two: fits the UI's metadata column
     rows = -(-max(len(columns), 1) // per_row)
-    figure = Figure(figsize=(2.5 * per_row, 2.3 * rows), dpi=100)
+    figure = Figure(figsize=(CHART_WIDTH_INCHES / SCORE_CHART_PER_ROW * per_row, 2.2 * rows), dpi=100)
     FigureCanvasAgg(figure)
     axes = np.atleast_1d(figure.subplots(rows, per_row)).ravel()
     for ax in axes[len(columns):]:

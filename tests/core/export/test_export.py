@@ -198,7 +198,7 @@ def test_the_card_says_what_it_is_where_it_came_from_and_hashes_every_other_file
     assert card["scores"]["real_floor"]["recall"] is None  # NaN → null: plain JSON
     assert card["data_versions"] == {"dataset": "d" * 64} and card["experiment"] == "conditional"
     assert card["headline"] == "gan step_000002 (step 2, raw weights): fd 12.5 vs real floor 0.75"
-    assert len(card["load"]) == 3 and "torch.export.load" in card["load"][1]
+    assert len(card["load"]) == 4 and "torch.export.load" in card["load"][1]
     assert "reference z's own batch statistics" in exports["gan"][2].card["sampling"]["normalisation"]
 
 

@@ -48,8 +48,15 @@ def test_kids_floor_line_is_labelled(monkeypatch):
     assert any("floor -2.9e-03" in t.get_text() for t in kid.texts)
 
 
-def test_the_loss_chart_stacks_its_panels_within_600_px():
+def test_the_charts_fit_the_asset_pages_metadata_column():
+    """About 500 px of the metadata column show at 1,280 px (tests/ui measures the page): the loss chart stacks its
+    panels, the score chart sets them two by two."""
     history = pd.DataFrame({"step": np.arange(10), "loss_d": np.ones(10), "loss_g": np.ones(10),
                             "d_x": np.full(10, 0.6), "d_g_z": np.full(10, 0.4)})
     width, height = Image.open(io.BytesIO(render_loss_curves_png(history))).size
-    assert width <= 600 and height > width / 2
+    assert width <= 480 and height > width / 2
+    scores = pd.DataFrame({"step": [10, 20], "fd": [3.0, 2.0], "kid": [0.1, 0.05], "precision": [0.5, 0.6],
+                           "recall": [0.4, 0.5], "class_coverage": [9, 10]})
+    floor = pd.Series({"fd": 1.0, "kid": -0.001, "precision": 0.9, "recall": 0.9, "class_coverage": 10})
+    width, height = Image.open(io.BytesIO(render_score_curves_png(scores, floor, best_step=20))).size
+    assert width <= 480 and height > width  # three rows of two
