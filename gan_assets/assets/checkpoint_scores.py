@@ -169,13 +169,16 @@ def grade_entries(verdict: Verdict) -> dict:
 
 SCORE_TABLE_HEADLINE = ("fd", "precision", "recall", "class_coverage", "modes", "hq_fraction", "reverse_kl",
                         "bits_per_dim")
-SCORE_TABLE_WIDTH = 6  # columns the asset page's metadata column shows whole at 1,280 px (tests/ui checks it)
+# Columns the asset page's metadata column shows whole at 1,280 px (tests/ui checks it): the headline table's are
+# narrow (a grade, 3-digit numbers), the others' headers long (class_kl, classifier_score).
+SCORE_TABLE_WIDTH = 6
+MORE_TABLE_WIDTH = 4
 
 
 def score_table_columns(shown: pd.DataFrame) -> dict[str, list[str]]:
     """The display table split so every column shows: `scores` (name, grade, fd_ratio and the headline scores), then
     `scores_more`, `scores_more_2`, ... (step and the evaluator's other columns) and `scores_inception`, ... (the
-    `*_inception` columns), each led by the checkpoint's name and at most SCORE_TABLE_WIDTH wide."""
+    `*_inception` columns), each led by the checkpoint's name and at most SCORE_TABLE_WIDTH (MORE_TABLE_WIDTH) wide."""
     metrics = [c for c in shown.columns if c not in ("name", "grade", "fd_ratio")]
     inception = [c for c in metrics if c.endswith("_inception")]
     evaluator = [c for c in metrics if c not in inception]
@@ -186,8 +189,8 @@ def score_table_columns(shown: pd.DataFrame) -> dict[str, list[str]]:
 
 
 def chunked(key: str, columns: list[str]) -> dict[str, list[str]]:
-    """`columns` in tables of at most SCORE_TABLE_WIDTH (the name first): `key`, `key_2`, ..."""
-    size = SCORE_TABLE_WIDTH - 1
+    """`columns` in tables of at most MORE_TABLE_WIDTH (the name first): `key`, `key_2`, ..."""
+    size = MORE_TABLE_WIDTH - 1
     return {key + (f"_{n + 1}" if n else ""): ["name", *columns[start:start + size]]
             for n, start in enumerate(range(0, len(columns), size))}
 

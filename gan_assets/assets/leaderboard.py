@@ -11,12 +11,13 @@ from gan_assets.core.evaluation.scoring import frame_hash
 # The page's tables, each narrow enough to show every column in the metadata column (1,280 px): the verdict and the
 # headline scores first, then the other figures, then what differs in config. Each starts with the experiment.
 TABLES = {
-    "leaderboard": ["experiment", "status", "family", "best_checkpoint", "grade", "fd_ratio", "fd", "real_floor_fd",
-                    "class_coverage", "precision", "recall"],
-    "leaderboard_more": ["experiment", "class_kl", "bits_per_dim", "bits_per_dim_is_bound", "samples_per_second",
-                         "seconds_for_10000_samples", "sharpness", "train_seconds"],
+    "leaderboard": ["experiment", "grade", "fd_ratio", "fd", "precision", "recall"],
+    "leaderboard_runs": ["experiment", "status", "family", "best_checkpoint", "class_coverage"],
+    "leaderboard_more": ["experiment", "real_floor_fd", "class_kl", "bits_per_dim", "bits_per_dim_is_bound"],
+    "leaderboard_speed": ["experiment", "samples_per_second", "seconds_for_10000_samples", "sharpness",
+                          "train_seconds"],
 }
-CONFIG_TABLE_WIDTH = 6  # config.* columns per `config_differences` table
+CONFIG_TABLE_WIDTH = 4  # config.* columns per `config_differences` table (their names are long)
 # Facts recorded beside the scores (checkpoint_scores' metadata) and training (gan_checkpoints'), per experiment.
 SCORE_FIGURES = ("samples_per_second", "seconds_for_10000_samples", "sampling_extrapolated", "sharpness",
                  "bits_per_dim_is_bound")
@@ -38,7 +39,7 @@ def leaderboard(context: dg.AssetExecutionContext, checkpoint_scores: dict[str, 
                | latest_metadata(context.instance, "gan_checkpoints", name, TRAINING_FIGURES) for name in configs}
     table = build_leaderboard({name: checkpoint_scores[name] for name in configs}, configs, missing, figures)
     claims = claim_readings(table)
-    tables = {key: dg.MetadataValue.md(markdown) for key, markdown in leaderboard_tables(table).items()}
+    tables = {key: sortable_table(table[columns]) for key, columns in leaderboard_tables(table).items()}
     return dg.Output(table, data_version=dg.DataVersion(frame_hash(table)),
                      metadata={"leaderboard": tables.pop("leaderboard"),
                                "family_claims": dg.MetadataValue.md("\n".join(f"- {c}" for c in claims) or
@@ -46,15 +47,40 @@ def leaderboard(context: dg.AssetExecutionContext, checkpoint_scores: dict[str, 
                                **tables, "dagster/row_count": len(table)})
 
 
-def leaderboard_tables(table: pd.DataFrame) -> dict[str, str]:
-    """The board as markdown tables of a few columns each (`leaderboard`, `leaderboard_more`, `config_differences`,
-    `config_differences_2`, ...), the columns it has; numbers to 4 significant digits."""
+def leaderboard_tables(table: pd.DataFrame) -> dict[str, list[str]]:
+    """The board's columns in tables of a few each (`leaderboard`, `leaderboard_more`, `config_differences`,
+    `config_differences_2`, ...), the columns it has, each led by the experiment."""
     config = [c for c in table.columns if c.startswith("config.")]
     groups = {key: [c for c in columns if c in table.columns] for key, columns in TABLES.items()}
     for n, start in enumerate(range(0, len(config), CONFIG_TABLE_WIDTH)):
         groups["config_differences" + (f"_{n + 1}" if n else "")] = ["experiment", *config[start:start + CONFIG_TABLE_WIDTH]]
-    return {key: table[columns].to_markdown(index=False, floatfmt=".4g") for key, columns in groups.items()
-            if key == "leaderboard" or len(columns) > 1}
+    return {key: columns for key, columns in groups.items() if key == "leaderboard" or len(columns) > 1}
+
+
+def leaderboard_markdown(table: pd.DataFrame) -> str:
+    """The same tables as markdown, for a terminal (`make compare`); numbers to 4 significant digits."""
+    return "\n\n".join(table[columns].to_markdown(index=False, floatfmt=".4g")
+                        for columns in leaderboard_tables(table).values())
+
+
+def sortable_table(frame: pd.DataFrame) -> dg.MetadataValue:
+    """Dagster's table metadata (sortable on the page): numbers to 4 significant digits, text as text."""
+    def kind(column: str) -> str:
+        dtype = frame[column].dtype
+        return "bool" if pd.api.types.is_bool_dtype(dtype) else "float" if pd.api.types.is_numeric_dtype(dtype) \
+            else "string"
+
+    def cell(value, column_kind: str):
+        if value is None or (not isinstance(value, str) and pd.isna(value)):
+            return None
+        if column_kind == "float":
+            return float(f"{float(value):.4g}")
+        return bool(value) if column_kind == "bool" else str(value)
+
+    kinds = {c: kind(c) for c in frame.columns}
+    records = [dg.TableRecord({c: cell(row[c], kinds[c]) for c in frame.columns}) for _, row in frame.iterrows()]
+    return dg.MetadataValue.table(records=records,
+                                  schema=dg.TableSchema(columns=[dg.TableColumn(c, kinds[c]) for c in frame.columns]))
 
 
 def latest_metadata(instance: dg.DagsterInstance, asset: str, experiment: str, keys: tuple[str, ...]) -> dict:

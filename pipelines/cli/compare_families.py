@@ -20,6 +20,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from gan_assets.assets.leaderboard import leaderboard_markdown
 from gan_assets.core.config import ConfigError
 from gan_assets.core.runtime.device import DEVICE_SETTING, resolve_device
 from gan_assets.core.storage import ExperimentKeyError
@@ -81,8 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             instance=instance, asset_selection=[dg.AssetKey("leaderboard")])
     table = result.output_for_node("leaderboard").set_index("experiment")
     [event] = result.asset_materializations_for_node("leaderboard")
-    print(*(entry.value for key, entry in event.metadata.items() if key.startswith(("leaderboard", "config_diff"))),
-          event.metadata["family_claims"].value, sep="\n\n", file=sys.stderr)
+    print(leaderboard_markdown(table.reset_index()), event.metadata["family_claims"].value, sep="\n\n", file=sys.stderr)
     for path in args.experiments:
         print(json.dumps(family_line(table.loc[path.stem])), flush=True)
     return 0

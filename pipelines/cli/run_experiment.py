@@ -28,6 +28,7 @@ from dagster._time import get_current_datetime
 
 from gan_assets.assets.dataset import SOURCE_FINGERPRINT
 from gan_assets.assets.experiment_config import experiments_partitions
+from gan_assets.assets.leaderboard import leaderboard_markdown
 from gan_assets.core.config import ConfigError, ExperimentConfig, load_experiment
 from gan_assets.core.data.sources import source_fingerprint
 from gan_assets.core.evaluation.verdict import verdict_of
@@ -236,8 +237,8 @@ def main(argv: list[str] | None = None) -> int:
         if refresh_leaderboard(defs, instance, args.verbose):
             print("leaderboard: updated (the `leaderboard` asset in `make ui`; `make compare` prints it)", file=sys.stderr)
         if args.leaderboard:
-            board = latest_metadata(instance, "leaderboard", None)
-            print(*(value for key, value in board.items() if key.startswith(("leaderboard", "config_diff"))), sep="\n\n")
+            board = read_parquet(Path(latest_metadata(instance, "leaderboard", None)["path"])).to_pandas()
+            print(leaderboard_markdown(board))
     return 0
 
 

@@ -1,35 +1,56 @@
-"""The leaderboard page's tables: every column of the board in exactly one table, each narrow enough to show whole."""
+"""The leaderboard page's tables: every column of the board in exactly one table, each narrow enough to show whole,
+sortable on the page, and the same tables as markdown for a terminal."""
 
 import pandas as pd
+import pytest
 
-from gan_assets.assets.leaderboard import CONFIG_TABLE_WIDTH, TABLES, leaderboard_tables
+from gan_assets.assets.leaderboard import (
+    CONFIG_TABLE_WIDTH,
+    TABLES,
+    leaderboard_markdown,
+    leaderboard_tables,
+    sortable_table,
+)
 
 
 def board(config_columns: int) -> pd.DataFrame:
-    columns = [c for table in TABLES.values() for c in table if c != "experiment"]
-    rows = [{"experiment": name, **{c: 0.123456 for c in columns},
+    columns = [c for table in TABLES.values() for c in table if c not in ("experiment", "status", "grade")]
+    rows = [{"experiment": name, "status": "scored", "grade": "fair", **{c: 0.123456 for c in columns},
              **{f"config.training.field{i}": f"{name}-{i}" for i in range(config_columns)}} for name in ("a", "b")]
     return pd.DataFrame(rows)
-
-
-def header(markdown: str) -> list[str]:
-    return [cell.strip() for cell in markdown.splitlines()[0].strip("|").split("|")]
 
 
 def test_every_column_shows_in_exactly_one_table_each_led_by_the_experiment():
     table = board(config_columns=CONFIG_TABLE_WIDTH + 2)
     tables = leaderboard_tables(table)
-    assert list(tables) == ["leaderboard", "leaderboard_more", "config_differences", "config_differences_2"]
-    headers = {key: header(markdown) for key, markdown in tables.items()}
-    assert all(h[0] == "experiment" for h in headers.values())
-    shown = [c for h in headers.values() for c in h[1:]]
+    assert list(tables) == ["leaderboard", "leaderboard_runs", "leaderboard_more", "leaderboard_speed",
+                            "config_differences", "config_differences_2"]
+    assert all(columns[0] == "experiment" for columns in tables.values())
+    shown = [c for columns in tables.values() for c in columns[1:]]
     assert sorted(shown) == sorted(c for c in table.columns if c != "experiment")  # each once
-    assert max(len(h) for h in headers.values()) <= max(len(t) for t in TABLES.values())
-    assert header(tables["leaderboard"])[4:6] == ["grade", "fd_ratio"]  # the verdict before the scores
-    assert "0.1235" in tables["leaderboard"]  # 4 significant digits
+    assert max(len(columns) for columns in tables.values()) <= max(len(t) for t in TABLES.values())
+    assert tables["leaderboard"][1:3] == ["grade", "fd_ratio"]  # the verdict before the scores
 
 
-def test_a_board_without_differences_or_extra_figures_has_only_the_headline_table():
+def test_the_page_tables_sort_as_numbers_and_text():
+    table = board(config_columns=1)
+    value = sortable_table(table[leaderboard_tables(table)["leaderboard"]])
+    kinds = {c.name: c.type for c in value.schema.columns}
+    assert kinds["experiment"] == kinds["grade"] == "string" and kinds["fd"] == kinds["fd_ratio"] == "float"
+    first = value.records[0].data
+    assert first["experiment"] == "a" and first["fd"] == pytest.approx(0.1235)  # 4 significant digits
+    missing = sortable_table(pd.DataFrame([{"experiment": "x", "fd": float("nan")}])).records[0].data
+    assert missing == {"experiment": "x", "fd": None}  # an unscored experiment: an empty cell, not NaN
+
+
+def test_the_terminal_gets_the_same_tables_as_markdown():
+    table = board(config_columns=2)
+    markdown = leaderboard_markdown(table)
+    headers = [block.splitlines()[0] for block in markdown.split("\n\n")]
+    assert len(headers) == len(leaderboard_tables(table)) == 5
+    assert "config.training.field1" in headers[-1] and "0.1235" in markdown
+
+
+def test_a_board_without_differences_or_extra_figures_has_only_the_tables_of_its_columns():
     table = pd.DataFrame([{"experiment": "only", "status": "scored", "fd": 1.5}])
-    assert list(leaderboard_tables(table)) == ["leaderboard"]
-    assert header(leaderboard_tables(table)["leaderboard"]) == ["experiment", "status", "fd"]
+    assert leaderboard_tables(table) == {"leaderboard": ["experiment", "fd"], "leaderboard_runs": ["experiment", "status"]}

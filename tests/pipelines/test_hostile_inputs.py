@@ -13,6 +13,7 @@ import yaml
 from PIL import Image
 
 from gan_assets.assets.experiment_config import config_key, experiments_partitions, observed_version, section_of
+from gan_assets.core.evaluation.verdict import GRADES
 from gan_assets.resources.store import ExperimentStore
 from pipelines.automation.sensors import config_change_sensor
 from pipelines.cli import run_experiment
@@ -84,8 +85,9 @@ def test_make_run_of_a_good_experiment_beside_poisoned_ones(ran, monkeypatch, ca
         assert observed_version(instance, config_key("seed"), "good-beside-poison") is not None
         assert observed_version(instance, config_key("seed"), "late-seed") is None
         [board] = instance.fetch_materializations(dg.AssetKey("leaderboard"), limit=1).records
-    table = board.asset_materialization.metadata["leaderboard"].value
-    assert "good-beside-poison" in table and "late-seed" in table and "no scores recorded" in table
+    rows = {r.data["experiment"]: r.data for r in board.asset_materialization.metadata["leaderboard"].value.records}
+    assert rows["good-beside-poison"]["status"] == "scored" and rows["good-beside-poison"]["grade"] in GRADES
+    assert rows["late-seed"]["status"].startswith("no scores recorded") and rows["late-seed"]["fd"] is None
 
 
 def test_a_second_run_reports_every_stage_current_and_rewrites_nothing(ran, monkeypatch, capfd):

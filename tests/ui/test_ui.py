@@ -46,9 +46,10 @@ from tests.conftest import TINY_EXPERIMENT
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 PARTITION = "tiny"
-# The tiny experiment, conditional with a reference batch of 4 per class: the best grid has a row per class.
+# The tiny experiment, conditional with a reference batch of 4 per class (the best grid has a row per class), scored
+# with the default metrics (the asset pages carry the entries, and the long keys, of a real run's).
 UI_EXPERIMENT = {**TINY_EXPERIMENT, "model": {**TINY_EXPERIMENT["model"], "conditional": True},
-                 "reference_batch": {"size": 40}}
+                 "reference_batch": {"size": 40}, "evaluation": {"num_samples": 64}}
 PARTITIONS_DEF = "experiments"
 JOB = "experiment"
 PNG_DATA_URI = "data:image/png;base64,"

@@ -147,14 +147,14 @@ def grade_fd(c: Comparison) -> tuple[str, str] | None:
     if c.ratio is None:
         return None  # no floor, or a floor of 0: no ratio to grade
     return (band(c.ratio, FD_RATIO_GOOD, FD_RATIO_FAIR, higher_is_better=False),
-            f"FD is {times(c.ratio)} the real floor (yardstick: ≤ {FD_RATIO_GOOD:g}×)")
+            f"FD {times(c.ratio)} the real floor (good: ≤ {FD_RATIO_GOOD:g}×)")
 
 
 def grade_share(c: Comparison) -> tuple[str, str] | None:
     if c.ratio is None:
         return None
     return (band(c.ratio, SHARE_GOOD, SHARE_FAIR, higher_is_better=True),
-            f"{c.metric} {c.value:.3f} against a floor of {c.floor:.3f} ({c.ratio:.0%} of it)")
+            f"{c.metric} {c.value:.3f}, floor {c.floor:.3f} ({c.ratio:.0%})")
 
 
 def grade_coverage(c: Comparison) -> tuple[str, str] | None:
@@ -171,14 +171,14 @@ def grade_nn_ratio(c: Comparison) -> tuple[str, str]:
     grade = band(c.value, NN_RATIO_GOOD, NN_RATIO_FAIR, higher_is_better=True)
     why = "copies training images" if grade == POOR else "close to training images" if grade == FAIR else \
         "no copying of training images"
-    return grade, f"nn_ratio {c.value:.2f}: {why} (held-out data: 1)"
+    return grade, f"nn_ratio {c.value:.2f}: {why}"
 
 
 def grade_reverse_kl(c: Comparison) -> tuple[str, str] | None:
     if c.distance is None:
         return None
     return (band(c.distance, REVERSE_KL_GOOD, REVERSE_KL_FAIR, higher_is_better=False),
-            f"reverse_kl {c.distance:.3g} above its floor (mode shares against uniform)")
+            f"reverse_kl {c.distance:.3g} above its floor")
 
 
 GRADED = {"fd": grade_fd, "precision": grade_share, "recall": grade_share, "class_coverage": grade_coverage,
@@ -192,13 +192,13 @@ def grade_of(c: Comparison | None) -> tuple[str, str] | None:
 
 def notes(by_metric: dict[str, Comparison]) -> tuple[str, ...]:
     """What a reader would otherwise wonder about: a negative KID floor, bits/dim without a floor. Short lines: the
-    asset page's metadata column (about 60 characters at 1,280 px) never cuts them."""
+    asset page's metadata column (about 55 characters at 1,280 px) never cuts them."""
     found = []
     for c in by_metric.values():
         if base_metric(c.metric) == "kid" and c.floor is not None and c.floor < 0:
-            found.append(f"{c.metric}'s floor {c.floor:.1e} < 0 (unbiased estimate): a distance, {c.distance:+.2g}")
+            found.append(f"{c.metric} floor {c.floor:.1e} < 0 (unbiased): distance {c.distance:+.2g}")
         if c.metric == "bits_per_dim":
-            found.append(f"held-out bits/dim {c.value:.3g} (no real floor: real data has no likelihood)")
+            found.append(f"bits/dim {c.value:.3g} (real data has no floor)")
     return tuple(found)
 
 
