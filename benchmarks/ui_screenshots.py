@@ -1,12 +1,13 @@
-"""The README's pictures of the UI, taken from your own instance: the first screen of two asset pages and the lineage.
+"""The docs' pictures of the UI, taken from your own instance: the first screen of three asset pages and the lineage.
 
     .venv/bin/python benchmarks/ui_screenshots.py --home data/dagster_home --partition digits-dcgan --out docs
 
 Run it after `make run` materialized the partition. It starts `dagster dev -w workspace.yaml` (the project's own
 workspace) on a free loopback port with DAGSTER_HOME set to --home (GAN_STORAGE_ROOT and GAN_EXPERIMENTS_DIR as you
 have them), marks the "Join the Dagster community" prompt seen, and saves the first screen at 1280x1000 of
-sample_gallery's page (docs/ui-sample-gallery.png), checkpoint_scores' (docs/ui-checkpoint-scores.png) and the gan
-group's lineage (docs/ui-lineage.png), then stops dagster dev. It reuses the UI test's Dagster and Chromium drivers
+sample_gallery's page (docs/ui-sample-gallery.png), checkpoint_scores' (docs/ui-checkpoint-scores.png), the
+leaderboard's latest materialization (docs/ui-leaderboard.png) and the gan group's lineage (docs/ui-lineage.png),
+then stops dagster dev. It reuses the UI test's Dagster and Chromium drivers
 (tests/ui/test_ui.py); Debian's `chromium` must be installed.
 """
 
@@ -28,6 +29,7 @@ from tests.ui.test_ui import (  # noqa: E402 - the UI test's drivers, after the 
     GROUP,
     INLINE,
     LATEST_METADATA,
+    METADATA_RENDERED,
     VIEWPORT,
     Dagster,
     capture,
@@ -95,6 +97,11 @@ def main() -> None:
                     open_asset_page(page, server, asset, INLINE[asset], partition=args.partition)
                     time.sleep(0.5)  # let the images paint
                     print(f"wrote {capture(page, args.out / name)}")
+                # the unpartitioned leaderboard's latest materialization (Events: the metadata column is widest there)
+                page.call("Page.navigate", url=f"{server.url}/assets/leaderboard?view=events")
+                page.wait_for(METADATA_RENDERED, "the leaderboard's metadata")
+                time.sleep(0.5)
+                print(f"wrote {capture(page, args.out / 'ui-leaderboard.png')}")
                 open_group_lineage(page, server, GROUP, assets=len(GRAPH_ASSETS))
                 time.sleep(0.5)
                 print(f"wrote {capture(page, args.out / 'ui-lineage.png')}")

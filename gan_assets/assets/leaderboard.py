@@ -8,16 +8,18 @@ from gan_assets.core.comparison.family_claims import claim_readings
 from gan_assets.core.comparison.ranking import build_leaderboard
 from gan_assets.core.evaluation.scoring import frame_hash
 
-# The page's tables, each narrow enough to show every column in the metadata column (1,280 px): the verdict and the
-# headline scores first, then the other figures, then what differs in config. Each starts with the experiment.
+# The page's tables, each narrow enough to show every column in a materialization's metadata column (Events, 1,280
+# px): the verdict and the headline scores first, then the other figures, then what differs in config. Each starts
+# with the experiment. The stored table (and `make compare`'s markdown) has every column, these included.
 TABLES = {
-    "leaderboard": ["experiment", "grade", "fd_ratio", "fd", "precision", "recall"],
-    "leaderboard_runs": ["experiment", "status", "family", "best_checkpoint", "class_coverage"],
-    "leaderboard_more": ["experiment", "real_floor_fd", "class_kl", "bits_per_dim", "bits_per_dim_is_bound"],
-    "leaderboard_speed": ["experiment", "samples_per_second", "seconds_for_10000_samples", "sharpness",
-                          "train_seconds"],
+    "leaderboard": ["experiment", "grade", "fd_ratio", "fd"],
+    "leaderboard_scores": ["experiment", "precision", "recall", "class_coverage"],
+    "leaderboard_runs": ["experiment", "status", "family", "best_checkpoint"],
+    "leaderboard_more": ["experiment", "real_floor_fd", "class_kl", "bits_per_dim"],
+    "leaderboard_speed": ["experiment", "samples_per_second", "sharpness", "train_seconds"],
 }
-CONFIG_TABLE_WIDTH = 4  # config.* columns per `config_differences` table (their names are long)
+CONFIG_TABLE_WIDTH = 3  # config.* columns per `config_differences` table (their names are long)
+UNSCORED = "no scores recorded"  # never scored, or its scoring failed
 # Facts recorded beside the scores (checkpoint_scores' metadata) and training (gan_checkpoints'), per experiment.
 SCORE_FIGURES = ("samples_per_second", "seconds_for_10000_samples", "sampling_extrapolated", "sharpness",
                  "bits_per_dim_is_bound")
@@ -33,15 +35,15 @@ def leaderboard(context: dg.AssetExecutionContext, checkpoint_scores: dict[str, 
     retraining; `Materialize` here does at any time."""
     configs = {name: config for name in checkpoint_scores if (config := scored_config(context.instance, name))}
     registered = context.instance.get_dynamic_partitions(experiments_partitions.name)
-    missing = {name: "no scores recorded (not scored yet, or its scoring failed)"
-               for name in sorted(set(registered) | set(checkpoint_scores)) if name not in configs}
+    missing = {name: UNSCORED for name in sorted(set(registered) | set(checkpoint_scores)) if name not in configs}
     figures = {name: latest_metadata(context.instance, "checkpoint_scores", name, SCORE_FIGURES)
                | latest_metadata(context.instance, "gan_checkpoints", name, TRAINING_FIGURES) for name in configs}
     table = build_leaderboard({name: checkpoint_scores[name] for name in configs}, configs, missing, figures)
     claims = claim_readings(table)
     tables = {key: sortable_table(table[columns]) for key, columns in leaderboard_tables(table).items()}
     return dg.Output(table, data_version=dg.DataVersion(frame_hash(table)),
-                     metadata={"leaderboard": tables.pop("leaderboard"),
+                     metadata={"ranking": dg.MetadataValue.md(ranking_markdown(table)),
+                               "leaderboard": tables.pop("leaderboard"),
                                "family_claims": dg.MetadataValue.md("\n".join(f"- {c}" for c in claims) or
                                                                     "(score two model families to read the claims)"),
                                **tables, "dagster/row_count": len(table)})
@@ -55,6 +57,21 @@ def leaderboard_tables(table: pd.DataFrame) -> dict[str, list[str]]:
     for n, start in enumerate(range(0, len(config), CONFIG_TABLE_WIDTH)):
         groups["config_differences" + (f"_{n + 1}" if n else "")] = ["experiment", *config[start:start + CONFIG_TABLE_WIDTH]]
     return {key: columns for key, columns in groups.items() if key == "leaderboard" or len(columns) > 1}
+
+
+def ranking_markdown(table: pd.DataFrame) -> str:
+    """The page's first answer, in lines that wrap in any column: the scored experiments best first (by FD over
+    its real floor, the verdict's headline), each with its grade; then those without scores."""
+    lines = []
+    if "fd_ratio" in table:
+        scored = table[table["status"] == "scored"].sort_values("fd_ratio", na_position="last")
+        lines = [f"{n}. **{row.experiment}**: {row.grade}, "
+                 + ("no FD" if pd.isna(row.fd_ratio) else f"FD {row.fd_ratio:.3g}× the real floor")
+                 + f" ({row.best_checkpoint})" for n, row in enumerate(scored.itertuples(), start=1)]
+    unscored = table.loc[table["status"] != "scored", "experiment"].tolist()
+    if unscored:
+        lines.append(f"\n{UNSCORED} (not scored yet, or the scoring failed): {', '.join(unscored)}")
+    return "\n".join(lines) or "(no experiment registered)"
 
 
 def leaderboard_markdown(table: pd.DataFrame) -> str:

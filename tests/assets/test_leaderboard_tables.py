@@ -7,8 +7,10 @@ import pytest
 from gan_assets.assets.leaderboard import (
     CONFIG_TABLE_WIDTH,
     TABLES,
+    UNSCORED,
     leaderboard_markdown,
     leaderboard_tables,
+    ranking_markdown,
     sortable_table,
 )
 
@@ -23,8 +25,8 @@ def board(config_columns: int) -> pd.DataFrame:
 def test_every_column_shows_in_exactly_one_table_each_led_by_the_experiment():
     table = board(config_columns=CONFIG_TABLE_WIDTH + 2)
     tables = leaderboard_tables(table)
-    assert list(tables) == ["leaderboard", "leaderboard_runs", "leaderboard_more", "leaderboard_speed",
-                            "config_differences", "config_differences_2"]
+    assert list(tables) == ["leaderboard", "leaderboard_scores", "leaderboard_runs", "leaderboard_more",
+                            "leaderboard_speed", "config_differences", "config_differences_2"]
     assert all(columns[0] == "experiment" for columns in tables.values())
     shown = [c for columns in tables.values() for c in columns[1:]]
     assert sorted(shown) == sorted(c for c in table.columns if c != "experiment")  # each once
@@ -47,10 +49,24 @@ def test_the_terminal_gets_the_same_tables_as_markdown():
     table = board(config_columns=2)
     markdown = leaderboard_markdown(table)
     headers = [block.splitlines()[0] for block in markdown.split("\n\n")]
-    assert len(headers) == len(leaderboard_tables(table)) == 5
+    assert len(headers) == len(leaderboard_tables(table)) == 6
     assert "config.training.field1" in headers[-1] and "0.1235" in markdown
 
 
 def test_a_board_without_differences_or_extra_figures_has_only_the_tables_of_its_columns():
     table = pd.DataFrame([{"experiment": "only", "status": "scored", "fd": 1.5}])
     assert leaderboard_tables(table) == {"leaderboard": ["experiment", "fd"], "leaderboard_runs": ["experiment", "status"]}
+
+
+def test_the_ranking_lists_the_scored_best_first_then_the_unscored():
+    table = pd.DataFrame([
+        {"experiment": "b", "status": "scored", "grade": "poor", "fd_ratio": 12.0, "best_checkpoint": "step_000020"},
+        {"experiment": "a", "status": "scored", "grade": "good", "fd_ratio": 1.25, "best_checkpoint": "step_006000"},
+        {"experiment": "c", "status": "scored", "grade": "no verdict", "fd_ratio": float("nan"),
+         "best_checkpoint": "step_000010"},
+        {"experiment": "d", "status": UNSCORED, "grade": None, "fd_ratio": float("nan"), "best_checkpoint": None}])
+    assert ranking_markdown(table).splitlines() == [
+        "1. **a**: good, FD 1.25× the real floor (step_006000)",
+        "2. **b**: poor, FD 12× the real floor (step_000020)",
+        "3. **c**: no verdict, no FD (step_000010)",
+        "", f"{UNSCORED} (not scored yet, or the scoring failed): d"]

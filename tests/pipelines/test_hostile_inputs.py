@@ -85,9 +85,12 @@ def test_make_run_of_a_good_experiment_beside_poisoned_ones(ran, monkeypatch, ca
         assert observed_version(instance, config_key("seed"), "good-beside-poison") is not None
         assert observed_version(instance, config_key("seed"), "late-seed") is None
         [board] = instance.fetch_materializations(dg.AssetKey("leaderboard"), limit=1).records
-    rows = {r.data["experiment"]: r.data for r in board.asset_materialization.metadata["leaderboard"].value.records}
-    assert rows["good-beside-poison"]["status"] == "scored" and rows["good-beside-poison"]["grade"] in GRADES
-    assert rows["late-seed"]["status"].startswith("no scores recorded") and rows["late-seed"]["fd"] is None
+    metadata = board.asset_materialization.metadata
+    rows = {r.data["experiment"]: r.data for r in metadata["leaderboard"].value.records}
+    status = {r.data["experiment"]: r.data["status"] for r in metadata["leaderboard_runs"].value.records}
+    assert status["good-beside-poison"] == "scored" and rows["good-beside-poison"]["grade"] in GRADES
+    assert status["late-seed"] == "no scores recorded" and rows["late-seed"]["fd"] is None
+    assert metadata["ranking"].value.startswith("1. **good-beside-poison**: ")
 
 
 def test_a_second_run_reports_every_stage_current_and_rewrites_nothing(ran, monkeypatch, capfd):

@@ -273,10 +273,20 @@ def tiny_run(dagster_dev: Dagster) -> str:
                            partitionsDefName=PARTITIONS_DEF, partitionKey=PARTITION)["addDynamicPartition"]
     # The experiment-files sensor may have registered it first; both outcomes leave it registered.
     assert added["__typename"] in ("AddDynamicPartitionSuccess", "DuplicateDynamicPartitionError"), added
-    launched = server.graphql(LAUNCH_RUN, executionParams={
-        "selector": {**server.repository, "jobName": JOB},
-        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": PARTITION}]},
-    })["launchRun"]
+    return launch_and_wait(server, {"selector": {**server.repository, "jobName": JOB},
+                                    "executionMetadata": {"tags": [{"key": "dagster/partition", "value": PARTITION}]}})
+
+
+@pytest.fixture(scope="module")
+def leaderboard_run(dagster_dev: Dagster, tiny_run: str) -> str:
+    """The unpartitioned leaderboard over the scored tiny partition, as `make run` brings it up to date."""
+    return launch_and_wait(dagster_dev, {"selector": {**dagster_dev.repository, "jobName": "__ASSET_JOB",
+                                                      "assetSelection": [{"path": ["leaderboard"]}]}})
+
+
+def launch_and_wait(server: Dagster, execution_params: dict) -> str:
+    """Launch a run through GraphQL; its id once it succeeded."""
+    launched = server.graphql(LAUNCH_RUN, executionParams=execution_params)["launchRun"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
     run_id = launched["run"]["runId"]
     deadline, status = time.monotonic() + RUN_TIMEOUT, None
@@ -291,11 +301,11 @@ def tiny_run(dagster_dev: Dagster) -> str:
 
 
 LATEST_METADATA = """
-query($path: [String!]!, $partition: String!) {
+query($path: [String!]!, $partitions: [String!]) {
   assetOrError(assetKey: {path: $path}) {
     __typename
     ... on Asset {
-      assetMaterializations(partitions: [$partition], limit: 1) {
+      assetMaterializations(partitions: $partitions, limit: 1) {
         runId
         partition
         metadataEntries {
@@ -315,11 +325,12 @@ query($path: [String!]!, $partition: String!) {
 """
 
 
-def latest_metadata(server: Dagster, asset: str) -> tuple[str, dict]:
-    answer = server.graphql(LATEST_METADATA, path=[asset], partition=PARTITION)["assetOrError"]
+def latest_metadata(server: Dagster, asset: str, partition: str | None = PARTITION) -> tuple[str, dict]:
+    """The run id and the metadata entries (by label) of the asset's latest materialization (of `partition`)."""
+    answer = server.graphql(LATEST_METADATA, path=[asset], partitions=partition and [partition])["assetOrError"]
     assert answer["__typename"] == "Asset", answer
     [materialization] = answer["assetMaterializations"]
-    assert materialization["partition"] == PARTITION
+    assert materialization["partition"] == partition
     return materialization["runId"], {entry["label"]: entry for entry in materialization["metadataEntries"]}
 
 
@@ -661,9 +672,10 @@ def open_group_lineage(page: DevTools, server: Dagster, group: str = GROUP, asse
 
 
 @pytest.fixture(scope="module")
-def ui_tour(dagster_dev, tiny_run, tmp_path_factory) -> dict:
-    """One Chromium at VIEWPORT visits every asset page of the graph and the group's lineage: what each showed
-    (MEASURE, the inline images) and its first screen (`shots`, in the tour's temp dir)."""
+def ui_tour(dagster_dev, tiny_run, leaderboard_run, tmp_path_factory) -> dict:
+    """One Chromium at VIEWPORT visits every asset page of the graph, the leaderboard's latest materialization (its
+    Events tab) and the group's lineage: what each showed (MEASURE, the inline images) and its first screen (`shots`,
+    in the tour's temp dir)."""
     shots = tmp_path_factory.mktemp("ui-pages")
     grades = {asset: latest_metadata(dagster_dev, asset)[1].get("grade", {}).get("text")
               for asset in ("checkpoint_scores", "sample_gallery")}
@@ -680,6 +692,11 @@ def ui_tour(dagster_dev, tiny_run, tmp_path_factory) -> dict:
             tour["pages"][asset] = page.evaluate(MEASURE % json.dumps(grades.get(asset)))
             tour["shots"][asset] = capture(page, shots / f"ui-{asset}.png")
             print(f"{asset}: {time.monotonic() - started:.1f}s, {tour['shots'][asset]}")
+        page.call("Page.navigate", url=f"{dagster_dev.url}/assets/leaderboard?view=events")
+        page.wait_for(METADATA_RENDERED, "the leaderboard's metadata")
+        time.sleep(0.5)
+        tour["pages"]["leaderboard"] = page.evaluate(MEASURE % json.dumps(None))
+        tour["shots"]["leaderboard"] = capture(page, shots / "ui-leaderboard.png")
         tour["lineage"] = open_group_lineage(page, dagster_dev, GROUP, assets=len(GRAPH_ASSETS))
         time.sleep(0.5)
         tour["shots"]["lineage"] = capture(page, shots / f"ui-lineage-{GROUP}.png")
@@ -818,17 +835,27 @@ def test_asset_pages_fit_the_viewport(dagster_dev, ui_tour):
     end within the viewport and no metadata cell hides or scrolls away its prose; the machine identifiers, which may
     run past the edge, come after the verdict, the pictures and the tables."""
     clipped = {}
-    for asset in GRAPH_ASSETS:
+    for asset in (*GRAPH_ASSETS, "leaderboard"):
         assert Image.open(ui_tour["shots"][asset]).size == VIEWPORT
         page = ui_tour["pages"][asset]
         assert tuple(page["viewport"]) == VIEWPORT
-        entries = latest_metadata(dagster_dev, asset)[1]
+        entries = latest_metadata(dagster_dev, asset, None if asset == "leaderboard" else PARTITION)[1]
         identifiers = machine_identifiers(entries)
         cut = [c for c in page["clipped"] if c["entry"] not in identifiers]
         if cut:
             clipped[asset] = cut
         labels = list(entries)  # the verdict, pictures and tables before any identifier
         first_identifier = min((labels.index(label) for label in identifiers), default=len(labels))
-        lead = [label for label in labels if label == "verdict" or label.endswith("_inline") or label.startswith("scores")]
+        lead = [label for label in labels if label in ("verdict", "ranking") or label.endswith("_inline")
+                or label.startswith(("scores", "leaderboard"))]
         assert all(labels.index(label) < first_identifier for label in lead), (asset, labels)
     assert not clipped, f"clipped at {VIEWPORT[0]}px wide:\n{json.dumps(clipped, indent=1)}"
+
+
+def test_the_leaderboard_opens_with_the_ranking_and_the_verdict(dagster_dev, leaderboard_run, ui_tour):
+    _, board = latest_metadata(dagster_dev, "leaderboard", None)
+    assert list(board)[:2] == ["ranking", "leaderboard"]
+    grade = ui_tour["grades"]["checkpoint_scores"]
+    assert board["ranking"]["mdStr"].startswith(f"1. **{PARTITION}**: {grade}, FD ")
+    rows = ui_tour["pages"]["leaderboard"]["rows"]
+    assert rows["ranking"]["top"] < rows["leaderboard"]["top"] < VIEWPORT[1]  # the answer on the first screen
