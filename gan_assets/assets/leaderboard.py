@@ -8,15 +8,16 @@ from gan_assets.core.comparison.family_claims import claim_readings
 from gan_assets.core.comparison.ranking import build_leaderboard
 from gan_assets.core.evaluation.scoring import frame_hash
 
-# The page's tables, each narrow enough to show every column in a materialization's metadata column (Events, 1,280
-# px): the verdict and the headline scores first, then the other figures, then what differs in config. Each starts
-# with the experiment. The stored table (and `make compare`'s markdown) has every column, these included.
+# The page's tables (and `make compare`'s), each narrow enough to show every column in a materialization's metadata
+# column (Events, 1,280 px): the verdict and the headline scores first, then the other figures, then what differs in
+# config. Each starts with the experiment. The stored table also has each score's real floor and the ranking metric.
 TABLES = {
     "leaderboard": ["experiment", "grade", "fd_ratio", "fd"],
     "leaderboard_scores": ["experiment", "precision", "recall", "class_coverage"],
     "leaderboard_runs": ["experiment", "status", "family", "best_checkpoint"],
     "leaderboard_more": ["experiment", "real_floor_fd", "class_kl", "bits_per_dim"],
     "leaderboard_speed": ["experiment", "samples_per_second", "sharpness", "train_seconds"],
+    "leaderboard_extra": ["experiment", "seconds_for_10000_samples", "bits_per_dim_is_bound"],
 }
 CONFIG_TABLE_WIDTH = 3  # config.* columns per `config_differences` table (their names are long)
 UNSCORED = "no scores recorded"  # never scored, or its scoring failed

@@ -236,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         if refresh_leaderboard(defs, instance, args.verbose):
             print("leaderboard: updated (the `leaderboard` asset in `make ui`; `make compare` prints it)", file=sys.stderr)
-        if args.leaderboard:
+        if args.leaderboard and leaderboard_is_current(instance):  # not when its refresh failed (warned above)
             board = read_parquet(Path(latest_metadata(instance, "leaderboard", None)["path"])).to_pandas()
             print(leaderboard_markdown(board))
     return 0

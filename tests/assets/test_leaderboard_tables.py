@@ -26,7 +26,7 @@ def test_every_column_shows_in_exactly_one_table_each_led_by_the_experiment():
     table = board(config_columns=CONFIG_TABLE_WIDTH + 2)
     tables = leaderboard_tables(table)
     assert list(tables) == ["leaderboard", "leaderboard_scores", "leaderboard_runs", "leaderboard_more",
-                            "leaderboard_speed", "config_differences", "config_differences_2"]
+                            "leaderboard_speed", "leaderboard_extra", "config_differences", "config_differences_2"]
     assert all(columns[0] == "experiment" for columns in tables.values())
     shown = [c for columns in tables.values() for c in columns[1:]]
     assert sorted(shown) == sorted(c for c in table.columns if c != "experiment")  # each once
@@ -49,7 +49,7 @@ def test_the_terminal_gets_the_same_tables_as_markdown():
     table = board(config_columns=2)
     markdown = leaderboard_markdown(table)
     headers = [block.splitlines()[0] for block in markdown.split("\n\n")]
-    assert len(headers) == len(leaderboard_tables(table)) == 6
+    assert len(headers) == len(leaderboard_tables(table)) == 7
     assert "config.training.field1" in headers[-1] and "0.1235" in markdown
 
 
