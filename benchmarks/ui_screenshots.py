@@ -64,7 +64,7 @@ def start_dagster(home: Path, log: Path) -> tuple[subprocess.Popen, Dagster]:
 
 def require_materialized(server: Dagster, partition: str) -> None:
     for asset in PAGES:
-        answer = server.graphql(LATEST_METADATA, path=[asset], partition=partition)["assetOrError"]
+        answer = server.graphql(LATEST_METADATA, path=[asset], partitions=[partition])["assetOrError"]
         if answer.get("__typename") != "Asset" or not answer["assetMaterializations"]:
             raise SystemExit(f"{asset} has no materialization of partition {partition!r} in this instance: "
                              f"`make run` it first (or pass --home / --partition)")

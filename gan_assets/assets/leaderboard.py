@@ -6,7 +6,7 @@ import pandas as pd
 from gan_assets.assets.experiment_config import experiments_partitions
 from gan_assets.core.comparison.family_claims import claim_readings
 from gan_assets.core.comparison.ranking import build_leaderboard
-from gan_assets.core.evaluation.scoring import frame_hash
+from gan_assets.core.evaluation.scoring import REAL_FLOOR, frame_hash
 
 # The page's tables (and `make compare`'s), each narrow enough to show every column in a materialization's metadata
 # column (Events, 1,280 px): the verdict and the headline scores first, then the other figures, then what differs in
@@ -20,6 +20,7 @@ TABLES = {
     "leaderboard_extra": ["experiment", "seconds_for_10000_samples", "bits_per_dim_is_bound"],
 }
 CONFIG_TABLE_WIDTH = 3  # config.* columns per `config_differences` table (their names are long)
+METRICS_TABLE_WIDTH = 3  # other scores (KID, modes, nn_ratio, *_inception, ...) per `leaderboard_metrics` table
 UNSCORED = "no scores recorded"  # never scored, or its scoring failed
 # Facts recorded beside the scores (checkpoint_scores' metadata) and training (gan_checkpoints'), per experiment.
 SCORE_FIGURES = ("samples_per_second", "seconds_for_10000_samples", "sampling_extrapolated", "sharpness",
@@ -51,13 +52,22 @@ def leaderboard(context: dg.AssetExecutionContext, checkpoint_scores: dict[str, 
 
 
 def leaderboard_tables(table: pd.DataFrame) -> dict[str, list[str]]:
-    """The board's columns in tables of a few each (`leaderboard`, `leaderboard_more`, `config_differences`,
-    `config_differences_2`, ...), the columns it has, each led by the experiment."""
-    config = [c for c in table.columns if c.startswith("config.")]
+    """The board's columns in tables of a few each, each led by the experiment: TABLES (the columns it has), then
+    every other score (a column with a real floor: `leaderboard_metrics`, `leaderboard_metrics_2`, ...), then the
+    config differences (`config_differences`, ...)."""
     groups = {key: [c for c in columns if c in table.columns] for key, columns in TABLES.items()}
-    for n, start in enumerate(range(0, len(config), CONFIG_TABLE_WIDTH)):
-        groups["config_differences" + (f"_{n + 1}" if n else "")] = ["experiment", *config[start:start + CONFIG_TABLE_WIDTH]]
+    shown = {c for columns in groups.values() for c in columns}
+    scores = [c for c in table.columns if f"{REAL_FLOOR}_{c}" in table.columns and c not in shown]
+    config = [c for c in table.columns if c.startswith("config.")]
+    groups |= numbered("leaderboard_metrics", scores, METRICS_TABLE_WIDTH)
+    groups |= numbered("config_differences", config, CONFIG_TABLE_WIDTH)
     return {key: columns for key, columns in groups.items() if key == "leaderboard" or len(columns) > 1}
+
+
+def numbered(key: str, columns: list[str], width: int) -> dict[str, list[str]]:
+    """`columns` in tables of `width` after the experiment: `key`, `key_2`, ..."""
+    return {key + (f"_{n + 1}" if n else ""): ["experiment", *columns[start:start + width]]
+            for n, start in enumerate(range(0, len(columns), width))}
 
 
 def ranking_markdown(table: pd.DataFrame) -> str:
@@ -82,23 +92,42 @@ def leaderboard_markdown(table: pd.DataFrame) -> str:
 
 
 def sortable_table(frame: pd.DataFrame) -> dg.MetadataValue:
-    """Dagster's table metadata (sortable on the page): numbers to 4 significant digits, text as text."""
+    """Dagster's table metadata (sortable on the page): whole numbers exact (a seed, a step count, even where an
+    unscored row made the column float), other numbers to 4 significant digits, text as text."""
     def kind(column: str) -> str:
-        dtype = frame[column].dtype
-        return "bool" if pd.api.types.is_bool_dtype(dtype) else "float" if pd.api.types.is_numeric_dtype(dtype) \
-            else "string"
+        values = frame[column].dropna()
+        if pd.api.types.is_bool_dtype(frame[column].dtype):
+            return "bool"
+        if not pd.api.types.is_numeric_dtype(frame[column].dtype):
+            return "string"
+        return "int" if len(values) and (values == values.round()).all() else "float"
 
     def cell(value, column_kind: str):
         if value is None or (not isinstance(value, str) and pd.isna(value)):
             return None
-        if column_kind == "float":
-            return float(f"{float(value):.4g}")
+        if column_kind in ("float", "int"):
+            return int(value) if column_kind == "int" else float(f"{float(value):.4g}")
         return bool(value) if column_kind == "bool" else str(value)
 
+    frame = frame.apply(typed)
     kinds = {c: kind(c) for c in frame.columns}
     records = [dg.TableRecord({c: cell(row[c], kinds[c]) for c in frame.columns}) for _, row in frame.iterrows()]
     return dg.MetadataValue.table(records=records,
                                   schema=dg.TableSchema(columns=[dg.TableColumn(c, kinds[c]) for c in frame.columns]))
+
+
+def typed(column: pd.Series) -> pd.Series:
+    """An object column (config values; a figure missing for unscored rows) as booleans or numbers where every value
+    is one, so it sorts as such."""
+    values = column.dropna()
+    if column.dtype != object or values.empty:
+        return column
+    if values.map(lambda v: isinstance(v, bool)).all():
+        return column.astype("boolean")
+    try:
+        return pd.to_numeric(column)
+    except (TypeError, ValueError):
+        return column
 
 
 def latest_metadata(instance: dg.DagsterInstance, asset: str, experiment: str, keys: tuple[str, ...]) -> dict:

@@ -41,7 +41,7 @@ def needs_training(instance: dg.DagsterInstance, partition: str) -> str | None:
 
 
 def latest_version(instance: dg.DagsterInstance, name: str, partition: str) -> str | None:
-    if name.startswith("config/"):  # `config/<section>_yaml`; trainings recorded before the suffix: `config/<section>_yaml`
+    if name.startswith("config/"):  # `config/<section>_yaml`; trainings recorded before the suffix: `config/<section>`
         return observed_version(instance, config_key(name.removeprefix("config/").removesuffix(CONFIG_SOURCE_SUFFIX)),
                                 partition)
     record = instance.get_latest_data_version_record(dg.AssetKey(name), is_source=False, partition_key=partition)

@@ -22,6 +22,7 @@ import warnings
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView, TemporalContext
 from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
 from dagster._time import get_current_datetime
@@ -154,18 +155,21 @@ def materialize(defs: dg.Definitions, instance: dg.DagsterInstance, key: str, st
         raise UserInputError(f"{key}: {problem}")
 
 
-def refresh_leaderboard(defs: dg.Definitions, instance: dg.DagsterInstance, verbose: bool) -> bool:
+def refresh_leaderboard(defs: dg.Definitions, instance: dg.DagsterInstance, verbose: bool,
+                        force: bool = False) -> pd.DataFrame | None:
     """Materialize the leaderboard unless it is newer than every scoring (so a rerun with nothing to do rewrites
-    nothing); True when it did. A failure is one warning: the experiments' own results stand."""
-    if leaderboard_is_current(instance):
-        return False
+    nothing) and not `force`d; the new board, or None when it did not. A failure is one warning: the experiments'
+    own results stand."""
+    if leaderboard_is_current(instance) and not force:
+        return None
     result = defs.resolve_implicit_global_asset_job_def().with_logger_defs({"console": cli_console}).execute_in_process(
         instance=instance, run_config=console(verbose), asset_selection=[dg.AssetKey("leaderboard")],
         tags={HOST_TAG: socket.gethostname()}, raise_on_error=False)
     if not result.success:
         print(f"warning: the leaderboard was not updated: {failure_of(result) or 'see the traceback above'}",
               file=sys.stderr)
-    return result.success
+        return None
+    return result.output_for_node("leaderboard")
 
 
 def leaderboard_is_current(instance: dg.DagsterInstance) -> bool:
@@ -196,7 +200,7 @@ def check_experiment_files(paths: list[Path]) -> dict[Path, ExperimentConfig]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("experiments", type=Path, nargs="+", help="experiment YAML files, all in one folder")
-    parser.add_argument("--leaderboard", action="store_true", help="then print the leaderboard (always brought up to date)")
+    parser.add_argument("--leaderboard", action="store_true", help="then rebuild the leaderboard and print it")
     parser.add_argument("--verbose", action="store_true", help="show Dagster's DEBUG events too")
     parser.add_argument("--fresh", action="store_true",
                         help="retrain from scratch in a new run directory (and rescore), even if current")
@@ -227,19 +231,21 @@ def main(argv: list[str] | None = None) -> int:
     defs = build_definitions(STORAGE_ROOT, args.experiments[0].resolve().parent)
     with dg.DagsterInstance.get() as instance:
         recover_dead_runs(instance, log=lambda message: print(message, file=sys.stderr))
+        code = 0
         try:
             for path, config in configs.items():
                 print(json.dumps(run_one(defs, instance, path, config, STORAGE_ROOT, args.verbose, args.fresh)),
                       flush=True)
         except UserInputError as err:
             print(f"error: {err}", file=sys.stderr)
-            return 2
-        if refresh_leaderboard(defs, instance, args.verbose):
+            code = 2
+        # the experiments scored before a failure are on the board too; `--leaderboard` prints it, so it is rebuilt
+        board = refresh_leaderboard(defs, instance, args.verbose, force=args.leaderboard)
+        if board is not None:
             print("leaderboard: updated (the `leaderboard` asset in `make ui`; `make compare` prints it)", file=sys.stderr)
-        if args.leaderboard and leaderboard_is_current(instance):  # not when its refresh failed (warned above)
-            board = read_parquet(Path(latest_metadata(instance, "leaderboard", None)["path"])).to_pandas()
-            print(leaderboard_markdown(board))
-    return 0
+            if args.leaderboard and code == 0:
+                print(leaderboard_markdown(board))
+    return code
 
 
 if __name__ == "__main__":

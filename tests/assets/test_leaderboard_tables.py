@@ -6,6 +6,7 @@ import pytest
 
 from gan_assets.assets.leaderboard import (
     CONFIG_TABLE_WIDTH,
+    METRICS_TABLE_WIDTH,
     TABLES,
     UNSCORED,
     leaderboard_markdown,
@@ -13,6 +14,7 @@ from gan_assets.assets.leaderboard import (
     ranking_markdown,
     sortable_table,
 )
+from gan_assets.core.comparison.ranking import build_leaderboard
 
 
 def board(config_columns: int) -> pd.DataFrame:
@@ -70,3 +72,28 @@ def test_the_ranking_lists_the_scored_best_first_then_the_unscored():
         "2. **b**: poor, FD 12× the real floor (step_000020)",
         "3. **c**: no verdict, no FD (step_000010)",
         "", f"{UNSCORED} (not scored yet, or the scoring failed): d"]
+
+
+def scores_of(rows: dict[str, dict]) -> pd.DataFrame:
+    return pd.DataFrame([{"name": name, "step": step, **values}
+                         for (name, step), values in zip([("step_000010", 10), ("real_floor", None)], rows.values())])
+
+
+def test_every_score_of_a_real_board_shows_the_mixtures_and_inception_ones_included():
+    """A 2-D mixture's scores (modes, hq_fraction, reverse_kl) and the Inception columns have no place in TABLES:
+    they land in `leaderboard_metrics` tables rather than nowhere."""
+    mixture = scores_of({"g": {"modes": 7, "hq_fraction": 0.81, "reverse_kl": 0.12},
+                         "f": {"modes": 8, "hq_fraction": 0.95, "reverse_kl": 0.01}})
+    digits = scores_of({"g": {"fd": 3.0, "kid": 0.002, "precision": 0.8, "recall": 0.6, "fd_inception": 40.0},
+                        "f": {"fd": 1.5, "kid": -0.001, "precision": 0.9, "recall": 0.9, "fd_inception": 5.0}})
+    evaluation = {"best_metric": "fd", "best_direction": "min"}
+    configs = {"digits": {"evaluation": evaluation, "seed": 12345},
+               "ring": {"evaluation": {"best_metric": "modes", "best_direction": "max"}, "seed": 7}}
+    table = build_leaderboard({"digits": digits, "ring": mixture}, configs)
+    tables = leaderboard_tables(table)
+    shown = {c for columns in tables.values() for c in columns}
+    for score in ("fd", "kid", "precision", "recall", "fd_inception", "modes", "hq_fraction", "reverse_kl"):
+        assert score in shown, (score, tables)
+    assert all(len(columns) <= 1 + METRICS_TABLE_WIDTH for key, columns in tables.items() if "metrics" in key)
+    seeds = {r.data["experiment"]: r.data["config.seed"] for r in sortable_table(table[tables["config_differences"]]).records}
+    assert seeds == {"digits": 12345, "ring": 7}  # whole numbers stay exact, never 1.234e+04

@@ -196,7 +196,7 @@ def notes(by_metric: dict[str, Comparison]) -> tuple[str, ...]:
     found = []
     for c in by_metric.values():
         if base_metric(c.metric) == "kid" and c.floor is not None and c.floor < 0:
-            found.append(f"{c.metric} floor {c.floor:.1e} < 0 (unbiased): distance {c.distance:+.2g}")
+            found.append(f"{c.metric} {c.distance:+.2g} over floor {c.floor:.1e} (unbiased)")
         if c.metric == "bits_per_dim":
             found.append(f"bits/dim {c.value:.3g} (real data has no floor)")
     return tuple(found)

@@ -79,7 +79,7 @@ def test_kid_is_a_distance_and_its_negative_floor_is_explained():
     kid = found.as_dict()["comparisons"]["kid"]
     assert "ratio" not in kid and kid["distance"] == pytest.approx(4.0e-3)
     assert kid["floor"] == -2.86e-3
-    assert "kid floor -2.9e-03 < 0 (unbiased): distance +0.004" in found.reasons
+    assert "kid +0.004 over floor -2.9e-03 (unbiased)" in found.reasons
     assert found.grade == GOOD  # KID is compared, not graded
 
 
@@ -152,5 +152,5 @@ def test_numbers_are_rounded_to_what_they_mean():
 def test_every_reason_fits_the_asset_pages_metadata_column():
     """About 55 monospace characters of a list item show at 1,280 px beside checkpoint_scores' longest keys."""
     found = verdict({"fd": 62.0, "precision": 0.312, "recall": 0.1, "class_coverage": 7.0, "kid": 1.14e-3,
-                     "nn_ratio": 0.5})
-    assert len(found.reasons) >= 6 and max(map(len, found.reasons)) <= 55, found.reasons
+                     "nn_ratio": 0.5, "kid_inception": 1.14e-3}, FLOOR | {"kid_inception": -2.86e-3})
+    assert len(found.reasons) >= 7 and max(map(len, found.reasons)) <= 55, found.reasons

@@ -121,7 +121,7 @@ for job in json.load(open(sys.argv[1])):
     inputs = (z, torch.from_numpy(np.load(job["labels"]))) if "labels" in card["inputs"] else (z,)
     with torch.no_grad():
         np.save(job["out"], program(*inputs).numpy())
-    os.chdir(folder)  # the card's three lines, as a user runs them beside the files
+    os.chdir(folder)  # the card's four lines, as a user runs them beside the files
     scope = {}
     exec("\n".join(card["load"]), scope)
     assert scope["samples"].shape[0] == 16 and scope["samples"].dtype == torch.float32
