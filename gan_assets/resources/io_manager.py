@@ -77,13 +77,15 @@ class ExperimentIOManager(dg.ConfigurableIOManager):
 
     def _load_every_partition(self, context: dg.InputContext) -> dict[str, Any]:
         """{partition: value} for an unpartitioned asset reading every experiment (the leaderboard). A
-        partition with nothing stored, or a file that cannot be read, is left out with a warning: one bad
-        experiment never blocks the others (the reader lists what is missing)."""
+        partition with nothing stored (not run yet: routine, a debug line) or a file that cannot be read (a warning)
+        is left out: one bad experiment never blocks the others (the reader lists what is missing)."""
         values = {}
         for key in context.asset_partition_keys:
             try:
                 values[key] = self._load(context, self._stored(experiment_path(self.root, key, context.asset_key.path[-1])))
-            except (FileNotFoundError, StoredFileError, ValueError) as err:
+            except FileNotFoundError as err:
+                context.log.debug(f"{context.asset_key.to_user_string()} of {key!r} left out: {err}")
+            except (StoredFileError, ValueError) as err:
                 context.log.warning(f"{context.asset_key.to_user_string()} of {key!r} left out: {err}")
         return values
 

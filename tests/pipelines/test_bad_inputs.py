@@ -1,6 +1,7 @@
 """Hostile inputs around the graph: bad YAML, bad experiment names, a moved data directory, an unscored
 experiment on the leaderboard, a device this machine lacks. Each fails clearly or is contained."""
 
+import logging
 import re
 import shutil
 
@@ -159,6 +160,9 @@ def test_one_unscored_experiment_never_fails_the_leaderboard(scored):
         instance=instance, asset_selection=[dg.AssetKey("leaderboard")])
     table = result.output_for_node("leaderboard")
     assert table["experiment"].tolist() == ["tiny", "unscored"]
+    # not run yet is routine (a debug line), never a warning in `make run`'s output
+    logged = {entry.user_message: entry.level for entry in instance.all_logs(result.run_id) if "left out" in entry.user_message}
+    assert list(logged.values()) == [logging.DEBUG] and "'unscored' left out: nothing stored" in next(iter(logged))
     assert table["status"].tolist() == ["scored", "no scores recorded"]
     assert table.loc[0, "fd"] > 0 and table["fd"].isna().tolist() == [False, True]
     # the scored one carries the verdict its pages show; the unscored one none
