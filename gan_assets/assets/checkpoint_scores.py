@@ -185,14 +185,16 @@ def score_table_columns(shown: pd.DataFrame) -> dict[str, list[str]]:
     first = ["name", "grade", "fd_ratio"]
     headline = [c for c in SCORE_TABLE_HEADLINE if c in evaluator][:SCORE_TABLE_WIDTH - len(first)]
     rest = [c for c in evaluator if c not in headline]
-    return {"scores": first + headline, **chunked("scores_more", rest), **chunked("scores_inception", inception)}
-
-
-def chunked(key: str, columns: list[str]) -> dict[str, list[str]]:
-    """`columns` in tables of at most MORE_TABLE_WIDTH (the name first): `key`, `key_2`, ..."""
     size = MORE_TABLE_WIDTH - 1
-    return {key + (f"_{n + 1}" if n else ""): ["name", *columns[start:start + size]]
-            for n, start in enumerate(range(0, len(columns), size))}
+    return {"scores": first + headline, **numbered_tables("scores_more", "name", rest, size),
+            **numbered_tables("scores_inception", "name", inception, size)}
+
+
+def numbered_tables(key: str, lead: str, columns: list[str], width: int) -> dict[str, list[str]]:
+    """`columns` in tables of `width` after the `lead` column (the row's name), as metadata keys `key`, `key_2`, ...:
+    each narrow enough for the asset page (the score tables here, the leaderboard's)."""
+    return {key + (f"_{n + 1}" if n else ""): [lead, *columns[start:start + width]]
+            for n, start in enumerate(range(0, len(columns), width))}
 
 
 def score_tables(shown: pd.DataFrame) -> dict:

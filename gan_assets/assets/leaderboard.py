@@ -3,6 +3,7 @@
 import dagster as dg
 import pandas as pd
 
+from gan_assets.assets.checkpoint_scores import numbered_tables
 from gan_assets.assets.experiment_config import experiments_partitions
 from gan_assets.core.comparison.family_claims import claim_readings
 from gan_assets.core.comparison.ranking import build_leaderboard
@@ -59,15 +60,9 @@ def leaderboard_tables(table: pd.DataFrame) -> dict[str, list[str]]:
     shown = {c for columns in groups.values() for c in columns}
     scores = [c for c in table.columns if f"{REAL_FLOOR}_{c}" in table.columns and c not in shown]
     config = [c for c in table.columns if c.startswith("config.")]
-    groups |= numbered("leaderboard_metrics", scores, METRICS_TABLE_WIDTH)
-    groups |= numbered("config_differences", config, CONFIG_TABLE_WIDTH)
+    groups |= numbered_tables("leaderboard_metrics", "experiment", scores, METRICS_TABLE_WIDTH)
+    groups |= numbered_tables("config_differences", "experiment", config, CONFIG_TABLE_WIDTH)
     return {key: columns for key, columns in groups.items() if key == "leaderboard" or len(columns) > 1}
-
-
-def numbered(key: str, columns: list[str], width: int) -> dict[str, list[str]]:
-    """`columns` in tables of `width` after the experiment: `key`, `key_2`, ..."""
-    return {key + (f"_{n + 1}" if n else ""): ["experiment", *columns[start:start + width]]
-            for n, start in enumerate(range(0, len(columns), width))}
 
 
 def ranking_markdown(table: pd.DataFrame) -> str:

@@ -14,7 +14,7 @@ from matplotlib.ticker import MaxNLocator
 
 from gan_assets.core.evaluation.metrics.modes import nearest_mode
 
-# 460 px at 100 dpi: the asset page's metadata column at 1,280 px holds about 500 (tests/ui checks nothing is cut off).
+# 460 px at 100 dpi: fits the asset page's metadata column at 1,280 px (tests/ui/test_ui.py checks nothing is cut off).
 CHART_WIDTH_INCHES = 4.6
 
 
